@@ -1,0 +1,55 @@
+/**
+ * Audit message types. The numbers are ContainerSSH's binary-log numbering (shared reference) so
+ * tooling maps across; Airlock never records passwords, tokens or key material.
+ */
+export const AuditType = {
+  Connect: 0,
+  Disconnect: 1,
+  PasswordAttempt: 100,
+  PasswordSuccess: 101,
+  PasswordFail: 102,
+  PasswordBackendError: 103,
+  PubkeyAttempt: 104,
+  PubkeySuccess: 105,
+  PubkeyFail: 106,
+  PubkeyBackendError: 107,
+  KeyboardInteractiveAttempt: 108,
+  KeyboardInteractiveSuccess: 109,
+  KeyboardInteractiveFail: 110,
+  KeyboardInteractiveBackendError: 111,
+  HandshakeFailed: 198,
+  HandshakeSuccessful: 199,
+  GlobalRequestUnknown: 200,
+  NewChannel: 300,
+  NewChannelSuccessful: 301,
+  NewChannelFailed: 302,
+  ChannelRequestUnknown: 400,
+  ChannelRequestSetEnv: 402,
+  ChannelRequestExec: 403,
+  ChannelRequestPty: 404,
+  ChannelRequestShell: 405,
+  ChannelRequestSignal: 406,
+  ChannelRequestSubsystem: 407,
+  ChannelRequestWindow: 408,
+  CloseWrite: 496,
+  Close: 497,
+  ExitSignal: 498,
+  ExitStatus: 499,
+  IO: 500,
+  RequestFailed: 501,
+} as const;
+
+export type AuditTypeNumber = (typeof AuditType)[keyof typeof AuditType];
+
+export interface AuditEvent {
+  readonly connectionId: string;
+  /** Nanoseconds since the epoch. */
+  readonly timestampNs: bigint;
+  readonly type: AuditTypeNumber;
+  /** null for connection-level events. */
+  readonly channelId: number | null;
+  /** Secret-free payload (fingerprints, names, sizes — never passwords or tokens). */
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+export type IoStream = 0 | 1 | 2;

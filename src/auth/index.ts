@@ -1,0 +1,2 @@
+export type * from './provider.js';
+export * from './chain.js';

@@ -1,0 +1,75 @@
+/**
+ * How the SSH layer asks "may this client in?". Providers (webhook, authorized keys, token,
+ * SSH CA) implement `AuthProvider`; `createAuthChain` (chain.ts) tries them in order.
+ *
+ * Public keys: the SSH layer verifies the userauth signature itself (ssh2 does not) before it
+ * treats a `publickey` credential as proven; providers only decide whether the key is acceptable.
+ * The same provider call answers the signature-less "would you accept this key?" probe.
+ */
+import type { MetadataMap } from '../backend/backend.js';
+
+export type AuthMethod = 'password' | 'publickey' | 'keyboard-interactive';
+
+export interface PublicKeyCredential {
+  readonly method: 'publickey';
+  /** Algorithm name from the wire, e.g. "ssh-ed25519" or "ssh-ed25519-cert-v01@openssh.com". */
+  readonly algorithm: string;
+  /** The key blob as sent (SSH wire format). */
+  readonly blob: Buffer;
+  /** authorized_keys form, e.g. "ssh-ed25519 AAAA..." (what ContainerSSH's /pubkey receives). */
+  readonly authorizedKey: string;
+  /** "SHA256:..." as ssh-keygen prints it; safe to log. */
+  readonly fingerprint: string;
+}
+
+export interface PasswordCredential {
+  readonly method: 'password';
+  /** Never log, record or forward except to the configured auth webhook. */
+  readonly password: string;
+}
+
+export interface KeyboardInteractiveCredential {
+  readonly method: 'keyboard-interactive';
+  readonly answers: readonly string[];
+}
+
+export type Credential = PublicKeyCredential | PasswordCredential | KeyboardInteractiveCredential;
+
+/** Facts about the connection that every provider and webhook receives. */
+export interface AuthRequest {
+  readonly connectionId: string;
+  readonly username: string;
+  readonly remoteAddress: string;
+  readonly clientVersion: string;
+  /** What earlier steps collected so far (0.6 key-by-key merge). */
+  readonly metadata: MetadataMap;
+  readonly environment: MetadataMap;
+  readonly files: MetadataMap;
+}
+
+export type AuthOutcome =
+  /** Credential accepted. */
+  | 'accept'
+  /** Clean "no": the client may try its next method. */
+  | 'reject'
+  /** The provider could not decide (webhook down, garbage answer): fail closed, log as error. */
+  | 'error';
+
+export interface AuthDecision {
+  readonly outcome: AuthOutcome;
+  /** Operator-facing reason code for the log line (AirlockError code or provider-specific). */
+  readonly reason?: string;
+  readonly authenticatedUsername?: string;
+  readonly metadata?: MetadataMap;
+  readonly environment?: MetadataMap;
+  /** Path → base64 content, ContainerSSH `files` shape. */
+  readonly files?: MetadataMap;
+  /** Hard end of the connection (e.g. token expiry). */
+  readonly deadline?: Date;
+}
+
+export interface AuthProvider {
+  readonly name: string;
+  supports(method: AuthMethod): boolean;
+  authenticate(credential: Credential, request: AuthRequest, signal: AbortSignal): Promise<AuthDecision>;
+}

@@ -1,0 +1,92 @@
+/**
+ * The seam between the SSH layer and whatever runs the user's programs (Docker, Podman,
+ * Kubernetes, an upstream SSH server). ssh/ only knows these interfaces.
+ *
+ * Lifecycle: `Backend.openConnection` is called once per authenticated SSH connection and
+ * returns a `BackendConnection`; every session channel calls `startProcess` on it. Whether that
+ * means one container per connection (exec per channel) or one container per channel is the
+ * backend's business (`docker.execution.mode`). `BackendConnection.close` removes everything the
+ * connection created and must be safe to call more than once and concurrently with startProcess.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+/** A value handed over by auth/config webhooks; `sensitive` values never reach logs or labels. */
+export interface MetadataValue {
+  readonly value: string;
+  readonly sensitive: boolean;
+}
+export type MetadataMap = Readonly<Record<string, MetadataValue>>;
+
+/** Everything known about an authenticated connection; flows auth → config → backend → audit. */
+export interface ConnectionInfo {
+  readonly connectionId: string;
+  /** Name as typed by the client. */
+  readonly loginUsername: string;
+  /** Identity after auth (`authenticatedUsername` or the login name). */
+  readonly username: string;
+  /** "ip:port" of the client. */
+  readonly remoteAddress: string;
+  readonly clientVersion: string;
+  readonly metadata: MetadataMap;
+  readonly environment: MetadataMap;
+  /** Path in the workload → file content, written before the user's program starts. */
+  readonly files: Readonly<Record<string, { readonly content: Buffer; readonly sensitive: boolean }>>;
+  /** Hard end of the connection (token expiry), if any. */
+  readonly deadline?: Date;
+}
+
+export interface PtySpec {
+  readonly term: string;
+  readonly cols: number;
+  readonly rows: number;
+}
+
+export interface ProcessRequest {
+  /** Which SSH session channel asks (for labels and logs). */
+  readonly channelId: number;
+  /**
+   * What to run: `shell` (the configured shell), `exec` (a command line, run by the workload's
+   * shell like OpenSSH does) or `subsystem` (a configured binary, e.g. sftp-server).
+   */
+  readonly kind: 'shell' | 'exec' | 'subsystem';
+  /** Command line for `exec`, subsystem name for `subsystem`; empty for `shell`. */
+  readonly command: string;
+  /** Environment from `env` requests (already filtered by policy) on top of the connection's. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly pty?: PtySpec;
+}
+
+export type ExitStatus =
+  | { readonly kind: 'code'; readonly code: number }
+  | { readonly kind: 'signal'; readonly signal: string; readonly coreDumped: boolean };
+
+export interface Process {
+  /** Bytes for the program's stdin; `end()` delivers EOF. */
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Empty (ends at once) when a pty is allocated: the terminal merges both streams. */
+  readonly stderr: Readable;
+  /** Resolves once the program has ended and stdout/stderr are fully drained. */
+  readonly exited: Promise<ExitStatus>;
+  resize(cols: number, rows: number): Promise<void>;
+  /** Delivers a signal by name without the SIG prefix (RFC 4254 §6.9: "TERM", "INT", ...). */
+  signal(name: string): Promise<void>;
+  /** Aborts the program (connection gone); resolves when it is gone. Idempotent. */
+  kill(): Promise<void>;
+}
+
+export interface BackendConnection {
+  startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process>;
+  /** Removes every container/pod/upstream connection this connection created. Idempotent. */
+  close(reason: string): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Prepares the workload of one authenticated connection (e.g. starts its container). */
+  openConnection(info: ConnectionInfo, signal?: AbortSignal): Promise<BackendConnection>;
+  /** Readiness probe: resolves when the engine answers. */
+  ping(signal?: AbortSignal): Promise<void>;
+  /** Releases engine clients; open connections must have been closed first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,76 @@
+/**
+ * One error type for the whole gateway. The `code` is stable (append-only registry below, listed
+ * in docs/errors.md) and is shared by logs, metric labels and the line the SSH user sees.
+ */
+export type ErrorKind = 'user' | 'system';
+
+interface CodeInfo {
+  readonly kind: ErrorKind;
+  /** The one line an SSH user may see. Never contains internal addresses or stack traces. */
+  readonly userMessage: string;
+}
+
+export const ERROR_CODES = {
+  CONFIG_INVALID: { kind: 'user', userMessage: 'the gateway configuration is invalid' },
+  CONFIG_FILE_UNREADABLE: { kind: 'user', userMessage: 'the configuration file cannot be read' },
+  HOSTKEY_INVALID: { kind: 'system', userMessage: 'the gateway host key cannot be loaded' },
+  AUTH_REJECTED: { kind: 'user', userMessage: 'authentication failed' },
+  AUTH_BACKEND_ERROR: { kind: 'system', userMessage: 'the authentication service is unavailable; try again later' },
+  AUTH_BAD_RESPONSE: { kind: 'system', userMessage: 'the authentication service gave an invalid answer; try again later' },
+  AUTH_SIGNATURE_INVALID: { kind: 'user', userMessage: 'the public key signature is invalid' },
+  LOGIN_GRACE_EXPIRED: { kind: 'user', userMessage: 'login timed out' },
+  BACKEND_UNAVAILABLE: { kind: 'system', userMessage: 'the container engine is unavailable; try again later' },
+  IMAGE_NOT_FOUND: { kind: 'user', userMessage: 'the container image does not exist' },
+  IMAGE_PULL_FAILED: { kind: 'system', userMessage: 'the container image could not be pulled' },
+  CONTAINER_START_FAILED: { kind: 'system', userMessage: 'the container could not be started' },
+  CONTAINER_FILES_FAILED: { kind: 'system', userMessage: 'files could not be written into the container' },
+  EXEC_FAILED: { kind: 'system', userMessage: 'the program could not be started in the container' },
+  SIGNAL_FAILED: { kind: 'system', userMessage: 'the signal could not be delivered' },
+  POLICY_DENIED: { kind: 'user', userMessage: 'this request is not allowed by the gateway policy' },
+  IDLE_TIMEOUT: { kind: 'user', userMessage: 'the connection was idle for too long and has been closed' },
+  GATEWAY_SHUTDOWN: { kind: 'system', userMessage: 'the gateway is shutting down' },
+  TIMEOUT: { kind: 'system', userMessage: 'the operation timed out' },
+  INTERNAL: { kind: 'system', userMessage: 'internal gateway error' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface AirlockErrorOptions {
+  /** Overrides the registry's user line when a more specific one is safe to show. */
+  readonly userMessage?: string;
+  readonly cause?: unknown;
+  /** Operator-facing fields for the log line (never secrets). */
+  readonly details?: Record<string, unknown>;
+}
+
+export class AirlockError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly userMessage: string;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: AirlockErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AirlockError';
+    this.code = code;
+    this.kind = ERROR_CODES[code].kind;
+    this.userMessage = options.userMessage ?? ERROR_CODES[code].userMessage;
+    this.details = options.details ?? {};
+  }
+}
+
+export function isAirlockError(err: unknown): err is AirlockError {
+  return err instanceof AirlockError;
+}
+
+/** Wraps anything thrown into an AirlockError so callers can always read a code. */
+export function toAirlockError(err: unknown, fallback: ErrorCode = 'INTERNAL'): AirlockError {
+  if (err instanceof AirlockError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new AirlockError(fallback, message, { cause: err });
+}
+
+/** The one line shown to an SSH user: message plus code so support can find the log line. */
+export function userLine(err: AirlockError): string {
+  return `airlock: ${err.userMessage} [${err.code}]`;
+}
