@@ -37,7 +37,23 @@ export const AuditType = {
   ExitStatus: 499,
   IO: 500,
   RequestFailed: 501,
+  // Airlock extensions (9xx: unused by ContainerSSH, whose tools skip unknown types).
+  /** I/O the recorder had to drop (queue overflow, spool write failure): counts, no data. */
+  RecordingGap: 900,
+  /** Who the connection authenticated as (non-sensitive metadata only). */
+  Identity: 901,
+  /** Running hash chain value, written when the spool is fsync'd. */
+  Checkpoint: 998,
+  /** Last message: final chain digest and whether the recording is complete. */
+  Seal: 999,
 } as const;
+
+const TYPE_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(AuditType).map(([name, n]) => [n, name]));
+
+/** "ChannelRequestExec" for 403; "Unknown(123)" for numbers outside the table. */
+export function auditTypeName(type: number): string {
+  return TYPE_NAMES.get(type) ?? `Unknown(${type})`;
+}
 
 export type AuditTypeNumber = (typeof AuditType)[keyof typeof AuditType];
 

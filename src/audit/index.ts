@@ -1,2 +1,16 @@
 export * from './events.js';
 export * from './recorder.js';
+export { createRecorder, recordingFormats, spoolDirectory, CRASH_REASON, type AuditRecorder, type RecorderDeps, type RecorderStats } from './create-recorder.js';
+export { verifyRecording, type VerifyResult } from './verify.js';
+export { sealIncomplete } from './recover.js';
+export { localSource, s3Source, isS3Url, readAll, type RecordingSource } from './source.js';
+export { binaryToCasts, binaryToJsonLines, commandsFromBinary, type ChannelCast } from './export.js';
+export { replayCast, type ReplayOptions } from './replay.js';
+export { listLocal, listS3, matchesFilter, formatListing, sortByStart, type ListFilter, type ListedRecording } from './listing.js';
+export { createS3Client, parseS3Url, type S3Settings } from './storage/s3-client.js';
+export { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
+export { BINARY_FILE } from './format/binary-format.js';
+export { scanBinary, type BinaryScan } from './format/binary-reader.js';
+export { parseCast, castFileName, type ParsedCast } from './format/asciicast.js';
+export { COMMANDS_FILE, parseCommandLog, formatCommand, type CommandEntry } from './commands/command-log.js';
+export { LineEditor, type TypedLine } from './commands/line-editor.js';

@@ -7,6 +7,8 @@ import type { ConnectionInfo } from '../backend/backend.js';
 import type { AuditTypeNumber, IoStream } from './events.js';
 
 export interface ConnectionRecording {
+  /** False when no stream is intercepted: the SSH layer then adds no per-chunk tap at all. */
+  readonly capturesIo: boolean;
   /** A connection- or channel-level event. */
   event(type: AuditTypeNumber, channelId: number | null, payload?: Readonly<Record<string, unknown>>): void;
   /** Bytes on a session channel stream (0 stdin, 1 stdout, 2 stderr). */
@@ -18,18 +20,25 @@ export interface ConnectionRecording {
 }
 
 export interface Recorder {
-  /** Starts recording a connection that was just accepted on the TCP socket. */
+  /**
+   * Starts recording a connection that was just accepted on the TCP socket. Throws an
+   * AirlockError (AUDIT_UNAVAILABLE) when recording is impossible (spool disk full/unwritable)
+   * and `audit.onFailure` is `deny`: the connection then gets no workload (fail closed).
+   */
   begin(connectionId: string, remoteAddress: string): ConnectionRecording;
   close(): Promise<void>;
 }
 
+/** A recording that keeps nothing. */
+export const nullRecording: ConnectionRecording = {
+  capturesIo: false,
+  event: () => undefined,
+  io: () => undefined,
+  identify: () => undefined,
+  close: async () => undefined,
+};
+
 /** Used when `audit.enable` is false: every call is a no-op. */
 export function createNullRecorder(): Recorder {
-  const recording: ConnectionRecording = {
-    event: () => undefined,
-    io: () => undefined,
-    identify: () => undefined,
-    close: async () => undefined,
-  };
-  return { begin: () => recording, close: async () => undefined };
+  return { begin: () => nullRecording, close: async () => undefined };
 }

@@ -8,7 +8,11 @@
  */
 import type { MetadataMap } from '../backend/backend.js';
 
-export type AuthMethod = 'password' | 'publickey' | 'keyboard-interactive';
+/**
+ * `none` is offered to providers that authenticate by the login name alone (the CI-debug token
+ * provider: `ssh <token>@gateway`); every other provider refuses it.
+ */
+export type AuthMethod = 'password' | 'publickey' | 'keyboard-interactive' | 'none';
 
 export interface PublicKeyCredential {
   readonly method: 'publickey';
@@ -33,7 +37,11 @@ export interface KeyboardInteractiveCredential {
   readonly answers: readonly string[];
 }
 
-export type Credential = PublicKeyCredential | PasswordCredential | KeyboardInteractiveCredential;
+export interface NoneCredential {
+  readonly method: 'none';
+}
+
+export type Credential = PublicKeyCredential | PasswordCredential | KeyboardInteractiveCredential | NoneCredential;
 
 /** Facts about the connection that every provider and webhook receives. */
 export interface AuthRequest {
@@ -66,6 +74,21 @@ export interface AuthDecision {
   readonly files?: MetadataMap;
   /** Hard end of the connection (e.g. token expiry). */
   readonly deadline?: Date;
+  /**
+   * Workload image chosen by the credential (a CI-debug session runs the failed build's image);
+   * overrides the configured image. Only the token provider sets it.
+   */
+  readonly image?: string;
+  /**
+   * One line shown to the client (auth banner) when the login is refused, e.g. "the token has
+   * expired". Never secrets; absent = a bare "Permission denied".
+   */
+  readonly userMessage?: string;
+  /**
+   * Gives back what an `accept` holds (a CI session's connection slot). The SSH layer calls it
+   * once when the connection ends, however it ends. Must not throw.
+   */
+  readonly release?: () => Promise<void>;
 }
 
 export interface AuthProvider {

@@ -33,6 +33,11 @@ export interface ConnectionInfo {
   readonly files: Readonly<Record<string, { readonly content: Buffer; readonly sensitive: boolean }>>;
   /** Hard end of the connection (token expiry), if any. */
   readonly deadline?: Date;
+  /**
+   * Image chosen at authentication (a CI-debug session runs the failed build's image); when set
+   * it replaces the configured image for this connection's workloads.
+   */
+  readonly image?: string;
 }
 
 export interface PtySpec {

@@ -31,6 +31,27 @@ export const ERROR_CODES = {
   GATEWAY_SHUTDOWN: { kind: 'system', userMessage: 'the gateway is shutting down' },
   TIMEOUT: { kind: 'system', userMessage: 'the operation timed out' },
   INTERNAL: { kind: 'system', userMessage: 'internal gateway error' },
+  AUTH_METHOD_UNSUPPORTED: { kind: 'user', userMessage: 'this authentication method is not enabled' },
+  AUTH_ABORTED: { kind: 'user', userMessage: 'authentication was interrupted' },
+  AUDIT_UNAVAILABLE: { kind: 'system', userMessage: 'sessions cannot be recorded right now, so none are allowed; try again later' },
+  // CI-debug broker (src/broker, src/auth/token.ts)
+  TOKEN_INVALID: { kind: 'user', userMessage: 'the debug-session token is not valid' },
+  TOKEN_EXPIRED: { kind: 'user', userMessage: 'the debug-session token has expired; provision a new session' },
+  TOKEN_NOT_YET_VALID: { kind: 'user', userMessage: 'the debug-session token is not valid yet; check the clocks' },
+  SESSION_NOT_FOUND: { kind: 'user', userMessage: 'the debug session does not exist or has ended; provision a new session' },
+  SESSION_REVOKED: { kind: 'user', userMessage: 'the debug session has been revoked' },
+  SESSION_CONNECTION_LIMIT: { kind: 'user', userMessage: 'the debug session already has its maximum number of connections; close the other one first' },
+  STORE_UNAVAILABLE: { kind: 'system', userMessage: 'the debug-session service is unavailable; try again later' },
+  PROVISION_UNAUTHORIZED: { kind: 'user', userMessage: 'missing or invalid provisioning key' },
+  REQUEST_INVALID: { kind: 'user', userMessage: 'the request is invalid' },
+  TOKEN_KEY_INVALID: { kind: 'system', userMessage: 'the token signing keys cannot be loaded' },
+  // Audit pipeline (src/audit, `airlock audit`)
+  AUDIT_SPOOL_WRITE_FAILED: { kind: 'system', userMessage: 'the session recording could not be written' },
+  AUDIT_QUEUE_OVERFLOW: { kind: 'system', userMessage: 'part of the session recording was dropped' },
+  AUDIT_UPLOAD_FAILED: { kind: 'system', userMessage: 'the session recording could not be uploaded yet' },
+  AUDIT_SPOOL_IN_USE: { kind: 'system', userMessage: 'the recording spool is used by another gateway' },
+  RECORDING_NOT_FOUND: { kind: 'user', userMessage: 'the recording does not exist' },
+  RECORDING_INVALID: { kind: 'user', userMessage: 'the recording is damaged or was modified' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

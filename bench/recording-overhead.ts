@@ -1,0 +1,108 @@
+/**
+ * Session throughput with recording off and on, on the same machine in the same run, through
+ * the real gateway (`airlock serve` child processes) and the real OpenSSH client.
+ *
+ *   node --import tsx bench/recording-overhead.ts [--mb 300] [--rounds 3]
+ *
+ * Workloads: container → client (stdout) with compressible (zeros) and incompressible (random)
+ * bytes, and client → container (stdin). Each gateway config is measured in interleaved rounds
+ * and the median is reported. Recording "on" = audit.enable with file storage, binary format
+ * (the default), and with `format: both` (binary + asciicast + command log).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { keyFixture, keyGateway, type KeyFixture } from '../test/helpers/fixture.js';
+import { sshArgs } from '../test/helpers/ssh.js';
+import { ensureTestImage } from '../test/helpers/docker.js';
+import { tempDir } from '../test/helpers/tmp.js';
+import type { TestGateway } from '../test/helpers/gateway.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const MB = arg('mb', 300);
+const ROUNDS = arg('rounds', 3);
+const BYTES = MB * 1_000_000;
+
+interface Workload {
+  readonly name: string;
+  readonly command: string;
+  readonly stdinFile?: string;
+}
+
+async function timeSsh(gw: TestGateway, fx: KeyFixture, w: Workload): Promise<number> {
+  const args = sshArgs(gw, { user: 'alice', identity: fx.alice.path, command: w.command });
+  const start = process.hrtime.bigint();
+  const child = spawn('ssh', args, { stdio: [w.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  let received = 0;
+  child.stdout!.on('data', (d: Buffer) => (received += d.length));
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  if (w.stdinFile) createReadStream(w.stdinFile).pipe(child.stdin!);
+  const [code] = (await once(child, 'close')) as [number | null];
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (code !== 0) throw new Error(`ssh exited ${code}: ${err}`);
+  const expected = w.stdinFile ? String(BYTES).length + 1 : BYTES;
+  if (received !== expected && !(w.stdinFile && received > 0)) throw new Error(`${w.name}: received ${received} bytes, expected ${expected}`);
+  return BYTES / 1e6 / seconds;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function main(): Promise<void> {
+  await ensureTestImage();
+  const fx = await keyFixture();
+  const storage = await tempDir('airlock-bench-store-');
+  const input = join(storage.path, 'input.bin');
+  // Random stdin payload, generated once.
+  const { randomBytes } = await import('node:crypto');
+  await writeFile(input, randomBytes(BYTES));
+
+  const configs: Array<{ name: string; gw: TestGateway }> = [];
+  try {
+    configs.push({ name: 'recording off', gw: await keyGateway(fx, { log: { level: 'info' } }) });
+    configs.push({
+      name: 'on: binary',
+      gw: await keyGateway(fx, { log: { level: 'info' }, audit: { enable: true, storage: 'file', file: { directory: join(storage.path, 'binary') } } }),
+    });
+    configs.push({
+      name: 'on: both',
+      gw: await keyGateway(fx, { log: { level: 'info' }, audit: { enable: true, format: 'both', storage: 'file', file: { directory: join(storage.path, 'both') } } }),
+    });
+    const workloads: Workload[] = [
+      { name: `stdout zeros ${MB} MB`, command: `head -c ${BYTES} /dev/zero` },
+      { name: `stdout random ${MB} MB`, command: `head -c ${BYTES} /dev/urandom` },
+      { name: `stdin random ${MB} MB`, command: 'wc -c', stdinFile: input },
+    ];
+    // Warm-up (image cache, first container start).
+    for (const c of configs) await timeSsh(c.gw, fx, { name: 'warm-up', command: `head -c ${BYTES} /dev/zero` });
+
+    console.log(`\nAirlock recording overhead — ${MB} MB per run, median of ${ROUNDS} interleaved rounds, MB/s (higher is better)\n`);
+    const header = ['workload', ...configs.map((c) => c.name), ...configs.slice(1).map((c) => `cost ${c.name.replace('on: ', '')}`)];
+    const rows: string[][] = [];
+    for (const w of workloads) {
+      const samples = configs.map(() => [] as number[]);
+      for (let r = 0; r < ROUNDS; r++) {
+        for (let i = 0; i < configs.length; i++) samples[i]?.push(await timeSsh((configs[i] as { gw: TestGateway }).gw, fx, w));
+      }
+      const med = samples.map(median);
+      const off = med[0] as number;
+      rows.push([w.name, ...med.map((m) => m.toFixed(0)), ...med.slice(1).map((m) => `${(((off - m) / off) * 100).toFixed(1)}%`)]);
+    }
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+    console.log(line(header));
+    for (const r of rows) console.log(line(r));
+    console.log('\ncost = throughput lost relative to "recording off" (target: under 20%)');
+  } finally {
+    for (const c of configs) await c.gw.stop();
+    await storage.cleanup();
+    await fx.cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,217 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import type { AuditConfig } from '../config/schema.js';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { AirlockError } from '../core/errors.js';
+import { createNullRecorder, nullRecording, type ConnectionRecording, type Recorder } from './recorder.js';
+import { MemoryBudget } from './memory-budget.js';
+import { createNsClock } from './ns-clock.js';
+import { SpoolRecording, type RecordingFormats } from './recording.js';
+import { sealIncomplete } from './recover.js';
+import { MANIFEST_FILE, readManifest, type Manifest } from './manifest.js';
+import { MIN_SPOOL_FREE_BYTES, listSpool, openSpool, spoolFreeBytes } from './spool.js';
+import { UploadQueue } from './upload-queue.js';
+import type { AuditStorage } from './storage/storage.js';
+import { FILE_SPOOL_DIR, createFileStorage } from './storage/file-storage.js';
+import { createS3Storage } from './storage/s3-storage.js';
+import { createS3Client } from './storage/s3-client.js';
+
+export interface RecorderDeps {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** How long `close()` waits for queued uploads before leaving them in the spool. */
+  readonly drainTimeoutMs?: number;
+  /** Interval of fsync checkpoints of live recordings (default 1 s). */
+  readonly checkpointIntervalMs?: number;
+  /** Interval of the spool rescan that retries recordings whose sealing failed (default 30 s). */
+  readonly rescanIntervalMs?: number;
+}
+
+export interface RecorderStats {
+  readonly active: number;
+  readonly started: number;
+  /** Connections let through unrecorded (`audit.onFailure: allow`). */
+  readonly unrecorded: number;
+  /** Connections refused because recording was impossible (`deny`). */
+  readonly refused: number;
+  readonly writeFailures: number;
+  readonly uploads: { stored: number; failedAttempts: number; pending: number };
+}
+
+export interface AuditRecorder extends Recorder {
+  readonly spoolDir: string;
+  stats(): RecorderStats;
+}
+
+export const CRASH_REASON = 'the gateway stopped before the recording was sealed (crash, kill -9 or power loss); everything up to the last checkpoint is kept';
+
+export function recordingFormats(format: AuditConfig['format']): RecordingFormats {
+  return { binary: format === 'binary' || format === 'both', asciicast: format === 'asciinema' || format === 'both' };
+}
+
+export function spoolDirectory(config: AuditConfig): string {
+  if (config.storage === 's3') return config.s3.local as string;
+  return join(config.file.directory as string, FILE_SPOOL_DIR);
+}
+
+export function createStorage(config: AuditConfig): AuditStorage {
+  if (config.storage === 'file') return createFileStorage(config.file.directory as string);
+  const s3 = config.s3;
+  return createS3Storage({
+    client: createS3Client({
+      region: s3.region,
+      pathStyleAccess: s3.pathStyleAccess,
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      ...(s3.accessKey ? { accessKey: s3.accessKey } : {}),
+      ...(s3.secretKey ? { secretKey: s3.secretKey } : {}),
+    }),
+    bucket: s3.bucket as string,
+    keyTemplate: s3.keyTemplate,
+    partSize: s3.uploadPartSize,
+    labels: { ip: s3.metadata.ip, username: s3.metadata.username },
+  });
+}
+
+/**
+ * Builds the gateway's recorder from `audit.*`. With audit disabled it is the no-op recorder.
+ * Otherwise it locks the spool, seals and queues recordings an earlier run left behind (crash),
+ * and starts the checkpoint timer. `close()` (after the SSH server has drained) waits up to
+ * `drainTimeoutMs` for uploads; what is left stays in the spool for the next start.
+ */
+export async function createRecorder(config: AuditConfig, deps: RecorderDeps): Promise<AuditRecorder> {
+  if (!config.enable) {
+    const none = { started: 0, unrecorded: 0, refused: 0, writeFailures: 0, uploads: { stored: 0, failedAttempts: 0, pending: 0 } };
+    return { ...createNullRecorder(), spoolDir: '', stats: () => ({ active: 0, ...none }) };
+  }
+  const logger = deps.logger.child({ component: 'audit' });
+  const clock = deps.clock ?? systemClock;
+  const nsClock = createNsClock(clock);
+  const spoolDir = spoolDirectory(config);
+  const lock = await openSpool(spoolDir);
+  const storage = createStorage(config);
+  const queue = new UploadQueue({ storage, parallel: config.storage === 's3' ? config.s3.parallelUploads : 4, logger, clock });
+  const budget = new MemoryBudget(config.queueSize);
+  const formats = recordingFormats(config.format);
+  const active = new Map<string, SpoolRecording>();
+  const unsealed = new Map<string, string>();
+  const counters = { started: 0, unrecorded: 0, refused: 0, writeFailures: 0 };
+  let closing = false;
+
+  const onSealed = (dir: string, manifest: Manifest) => {
+    active.delete(manifest.connectionId);
+    unsealed.delete(dir);
+    logger.info(
+      { connectionId: manifest.connectionId, digest: manifest.digest, complete: manifest.complete, dropped: manifest.dropped, files: manifest.files.map((f) => f.name) },
+      'recording sealed',
+    );
+    queue.enqueue({ dir, manifest });
+  };
+
+  const sealLeftover = async (dir: string, reason: string) => {
+    try {
+      const manifest = existsSync(join(dir, MANIFEST_FILE)) ? await readManifest(dir) : await sealIncomplete(dir, reason);
+      if (!manifest.complete) logger.warn({ connectionId: manifest.connectionId, reason: manifest.incompleteReason }, 'recording sealed as incomplete');
+      onSealed(dir, manifest);
+    } catch (err) {
+      unsealed.set(dir, reason);
+      logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', dir, err: (err as Error).message }, 'recording cannot be sealed yet; retrying later');
+    }
+  };
+
+  /** Seals and queues every spool recording that is neither live nor queued. */
+  const rescan = async (reason: string) => {
+    for (const name of await listSpool(spoolDir)) {
+      const dir = join(spoolDir, name);
+      if (active.has(name) || queue.has(dir)) continue;
+      await sealLeftover(dir, unsealed.get(dir) ?? reason);
+    }
+  };
+
+  await rescan(CRASH_REASON);
+  if (config.storage === 's3') {
+    const s3 = config.s3;
+    // A warning only: recordings wait in the spool until the bucket is reachable.
+    await createS3Client({ region: s3.region, pathStyleAccess: s3.pathStyleAccess, ...(s3.endpoint ? { endpoint: s3.endpoint } : {}), ...(s3.accessKey && s3.secretKey ? { accessKey: s3.accessKey, secretKey: s3.secretKey } : {}) })
+      .send(new HeadBucketCommand({ Bucket: s3.bucket as string }), { abortSignal: AbortSignal.timeout(5_000) })
+      .catch((err: unknown) => logger.warn({ code: 'AUDIT_UPLOAD_FAILED', bucket: s3.bucket, err: (err as Error).message ?? String(err) }, 'S3 bucket not reachable at start-up; recordings wait in the spool'));
+  }
+
+  const checkpointTimer = setInterval(() => {
+    for (const r of active.values()) void r.checkpoint();
+  }, deps.checkpointIntervalMs ?? 1_000);
+  checkpointTimer.unref();
+  const rescanTimer = setInterval(() => {
+    if (unsealed.size > 0) void rescan('the spool could not be written');
+  }, deps.rescanIntervalMs ?? 30_000);
+  rescanTimer.unref();
+
+  const refuse = (reason: string, details: Record<string, unknown>): ConnectionRecording => {
+    if (config.onFailure === 'deny') {
+      counters.refused++;
+      throw new AirlockError('AUDIT_UNAVAILABLE', `the connection cannot be recorded: ${reason}`, { details: { spool: spoolDir, ...details } });
+    }
+    counters.unrecorded++;
+    logger.error({ code: 'AUDIT_UNAVAILABLE', spool: spoolDir, reason, ...details }, 'recording impossible; audit.onFailure is allow, so the connection continues UNRECORDED');
+    return nullRecording;
+  };
+
+  logger.info({ storage: config.storage, spool: spoolDir, format: config.format, pendingUploads: queue.size }, 'audit recorder ready');
+
+  return {
+    spoolDir,
+    begin(connectionId: string, remoteAddress: string): ConnectionRecording {
+      if (closing) return refuse('the gateway is shutting down', {});
+      let free: number;
+      try {
+        free = spoolFreeBytes(spoolDir);
+      } catch (err) {
+        return refuse(`the spool ${spoolDir} is not usable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {});
+      }
+      if (free < MIN_SPOOL_FREE_BYTES) return refuse(`the spool ${spoolDir} is full (${free} bytes free)`, { freeBytes: free });
+      try {
+        const recording = new SpoolRecording({
+          dir: join(spoolDir, connectionId),
+          connectionId,
+          remoteAddress,
+          formats,
+          intercept: config.intercept,
+          budget,
+          clock: nsClock,
+          logger: logger.child({ connectionId }),
+          onSealed,
+          onWriteFailure: () => counters.writeFailures++,
+          sealIncomplete,
+          onUnsealed: (dir, err) => {
+            active.delete(connectionId);
+            unsealed.set(dir, 'the spool could not be written');
+            logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', connectionId, dir, err: (err as Error).message }, 'recording cannot be sealed yet; retrying later');
+          },
+        });
+        active.set(connectionId, recording);
+        counters.started++;
+        return recording;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        return refuse(`the spool ${spoolDir} cannot be written (${e.code ?? e.message})`, { errno: e.code });
+      }
+    },
+    stats(): RecorderStats {
+      return { active: active.size, ...counters, uploads: queue.stats };
+    },
+    async close(): Promise<void> {
+      if (closing) return;
+      closing = true;
+      clearInterval(checkpointTimer);
+      clearInterval(rescanTimer);
+      await Promise.allSettled([...active.values()].map((r) => r.close()));
+      await rescan('the gateway shut down before the recording was sealed').catch(() => undefined);
+      const left = await queue.drain(deps.drainTimeoutMs ?? 10_000);
+      if (left > 0) logger.warn({ left, spool: spoolDir }, 'recordings not uploaded before shutdown stay in the spool; they are uploaded at the next start');
+      logger.info({ ...counters, uploads: queue.stats }, 'audit recorder stopped');
+      lock.release();
+    },
+  } satisfies AuditRecorder;
+}

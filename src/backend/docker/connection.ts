@@ -1,0 +1,400 @@
+import { setMaxListeners } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { BackendConnection, ConnectionInfo, Process, ProcessRequest } from '../backend.js';
+import type { Clock } from '../../core/clock.js';
+import { AirlockError } from '../../core/errors.js';
+import { envList, planCommand } from './command.js';
+import { ContainerDriver } from './container-driver.js';
+import { normalizeFiles, partitionFiles, writeFilesByArchive, writeFilesByExec, type ContainerFile, type DirectoryCache } from './container-fs.js';
+import { buildCreateBody, buildHostConfig, tmpfsMountPoints } from './container-spec.js';
+import { DockerProcess } from './docker-process.js';
+import { engineMessage, mapEngineError, statusCodeOf } from './engine-errors.js';
+import { attachHijacked, callSignal, createContainer, removeContainer, startExecHijacked, startFailure } from './engine-ops.js';
+import { ExecDriver } from './exec-driver.js';
+import { ensureImage } from './image.js';
+import type { ImageUsers, ResolvedUser } from './image-user.js';
+import { buildLabels, containerName, LABEL, metadataLabels, type ContainerRole } from './labels.js';
+import type { DockerBackendOptions } from './options.js';
+import { newMarkerNonce } from './pid-marker.js';
+
+/** What every connection of one backend shares. */
+export interface BackendContext {
+  readonly docker: Docker;
+  readonly options: DockerBackendOptions;
+  readonly clock: Clock;
+  readonly hostname: string;
+  readonly pid: number;
+  readonly users: ImageUsers;
+  readonly dirs: DirectoryCache;
+  readonly logger: Logger;
+}
+
+const noop = (): void => undefined;
+
+/**
+ * One SSH connection's share of the engine.
+ *
+ * `connection` mode: one container per connection, started at open with `idleCommand` as its
+ * main process; each startProcess is a `docker exec` in it.
+ * `session` mode: open only checks the image; each startProcess creates, attaches to and starts
+ * a container whose main process is the user's program, removed when the program ends.
+ *
+ * Ownership: every container id is recorded the moment `create` returns, and `close` removes
+ * all of them after the in-flight startProcess calls have settled, then sweeps the engine for
+ * anything labelled with this connection that slipped through. close() is idempotent.
+ */
+export class DockerConnection implements BackendConnection {
+  readonly #ctx: BackendContext;
+  readonly #info: ConnectionInfo;
+  readonly #image: Docker.ImageInspectInfo;
+  readonly #user: ResolvedUser;
+  readonly #files: readonly ContainerFile[];
+  readonly #logger: Logger;
+  readonly #containers = new Map<string, Docker.Container>();
+  readonly #processes = new Set<DockerProcess>();
+  /** startProcess calls in flight. */
+  readonly #starting = new Set<Promise<unknown>>();
+  /** Session containers being removed after their program ended. */
+  readonly #finishing = new Set<Promise<unknown>>();
+  readonly #abort = new AbortController();
+  #main: Docker.Container | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(ctx: BackendContext, info: ConnectionInfo, image: Docker.ImageInspectInfo, user: ResolvedUser, files: readonly ContainerFile[], logger: Logger) {
+    // Every long-poll `wait` of a session container listens on it: many channels are normal.
+    setMaxListeners(1000, this.#abort.signal);
+    this.#ctx = ctx;
+    this.#info = info;
+    this.#image = image;
+    this.#user = user;
+    this.#files = files;
+    this.#logger = logger;
+  }
+
+  static async open(ctx: BackendContext, info: ConnectionInfo, signal?: AbortSignal): Promise<DockerConnection> {
+    const { options } = ctx;
+    const logger = ctx.logger.child({ connectionId: info.connectionId });
+    // A CI-debug session brings its own image (ConnectionInfo.image); otherwise the configured one.
+    const image = await ensureImage(ctx.docker, info.image ?? options.container.image, options.imagePullPolicy, {
+      timeouts: options.timeouts,
+      logger,
+      ...(signal ? { signal } : {}),
+    });
+    const files = normalizeFiles(info.files);
+    const user = await ctx.users.resolve(image, options.container.user, files.length > 0, {
+      labels: labels(ctx, info, 'probe'),
+      name: containerName(info.connectionId),
+      logger,
+      ...(signal ? { signal } : {}),
+    });
+    logger.debug({ image: image.Id, user: user.spec || '(image default)', userSource: user.source }, 'container user resolved');
+    const connection = new DockerConnection(ctx, info, image, user, files, logger);
+    if (options.mode === 'connection') {
+      try {
+        await connection.#startMain(signal);
+      } catch (err) {
+        await connection.close('open failed');
+        throw err;
+      }
+    }
+    return connection;
+  }
+
+  startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
+    if (this.#closing) return Promise.reject(this.#closedError());
+    const op = this.#ctx.options.mode === 'connection' ? this.#startExec(request, signal) : this.#startSession(request, signal);
+    const tracked = op.then(noop, noop);
+    this.#starting.add(tracked);
+    void tracked.then(() => this.#starting.delete(tracked));
+    return op;
+  }
+
+  close(reason: string): Promise<void> {
+    this.#closing ??= this.#close(reason);
+    return this.#closing;
+  }
+
+  // ---- connection mode ----------------------------------------------------------------
+
+  async #startMain(signal: AbortSignal | undefined): Promise<void> {
+    const { options, clock } = this.#ctx;
+    const hostConfig = buildHostConfig(options.hostConfig);
+    const { beforeStart, afterStart } = partitionFiles(this.#files, tmpfsMountPoints(hostConfig));
+    const body = buildCreateBody({
+      container: options.container,
+      hostConfig,
+      image: this.#info.image ?? options.container.image,
+      user: this.#user.spec,
+      labels: labels(this.#ctx, this.#info, 'connection'),
+      env: envList(options.container.env, this.#connectionEnv()),
+      entrypoint: options.idleCommand,
+      tty: false,
+      openStdin: false,
+    });
+    const started = clock.now();
+    const container = await this.#create(body, signal);
+    if (beforeStart.length > 0) await this.#writeByArchive(container, beforeStart, signal);
+    const startSignal = callSignal(options.timeouts.containerStart, signal, this.#abort.signal);
+    try {
+      await container.start({ abortSignal: startSignal });
+      // With docker-init as PID 1 a bad idle command still "starts" and exits a moment later;
+      // catch it here when it already has (otherwise the first exec reports it).
+      const state = await container.inspect({ abortSignal: startSignal });
+      if (!state.State.Running) {
+        throw new Error(`the container exited at once (exit code ${state.State.ExitCode}${state.State.Error ? `: ${state.State.Error}` : ''})`);
+      }
+    } catch (err) {
+      throw startFailure(err, 'starting the connection container', { containerId: container.id, image: this.#info.image ?? options.container.image });
+    }
+    if (afterStart.length > 0) await this.#writeByExec(container, afterStart, signal);
+    this.#main = container;
+    this.#logger.info({ containerId: container.id, ms: clock.now() - started, user: this.#user.spec || '(image default)' }, 'container started');
+  }
+
+  async #startExec(request: ProcessRequest, signal: AbortSignal | undefined): Promise<Process> {
+    const { options, clock } = this.#ctx;
+    const main = this.#main;
+    if (!main) throw this.#closedError();
+    const pty = request.pty;
+    const nonce = newMarkerNonce();
+    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: nonce, gate: false });
+    const consoleSize: [number, number] | undefined = pty ? [pty.rows, pty.cols] : undefined;
+    const callAbort = callSignal(options.timeouts.commandStart, signal, this.#abort.signal);
+    let stream: Duplex | undefined;
+    let exec: Docker.Exec;
+    try {
+      exec = await main.exec({
+        Cmd: argv,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: pty !== undefined,
+        Env: envList(request.env, pty ? { TERM: pty.term } : undefined),
+        ...(this.#user.spec ? { User: this.#user.spec } : {}),
+        ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
+        abortSignal: callAbort,
+      });
+      stream = await startExecHijacked(exec, {
+        hijack: true,
+        stdin: true,
+        Detach: false,
+        Tty: pty !== undefined,
+        ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
+        abortSignal: callAbort,
+      });
+      if (this.#closing) throw this.#closedError();
+    } catch (err) {
+      stream?.destroy();
+      if (statusCodeOf(err) === 409 && !this.#closing) {
+        // The connection container is not running: its idle command failed (docker-init lets a
+        // bad one "start") or died. That is the container's failure, not this program's.
+        throw new AirlockError('CONTAINER_START_FAILED', `the connection container is not running: ${engineMessage(err)}`, {
+          cause: err,
+          details: { containerId: main.id, channelId: request.channelId },
+        });
+      }
+      throw mapEngineError(err, 'EXEC_FAILED', 'starting the program', { kind: request.kind, channelId: request.channelId });
+    }
+    const proc = new DockerProcess({
+      stream,
+      pty,
+      markerNonce: nonce,
+      driver: new ExecDriver(main, exec, this.#user.spec, options.timeouts, clock),
+      timeouts: options.timeouts,
+      logger: this.#logger.child({ channelId: request.channelId }),
+    });
+    this.#adopt(proc, undefined);
+    return proc;
+  }
+
+  // ---- session mode -------------------------------------------------------------------
+
+  async #startSession(request: ProcessRequest, signal: AbortSignal | undefined): Promise<Process> {
+    const { options, clock } = this.#ctx;
+    const pty = request.pty;
+    const consoleSize: [number, number] | undefined = pty ? [pty.rows, pty.cols] : undefined;
+    const hostConfig = buildHostConfig(options.hostConfig, consoleSize);
+    const { beforeStart, afterStart } = partitionFiles(this.#files, tmpfsMountPoints(hostConfig));
+    // Files on tmpfs can only be written once the container runs: the wrapper then waits for
+    // one line on stdin (the gate) before it starts the program.
+    const gate = afterStart.length > 0;
+    const nonce = pty || gate ? newMarkerNonce() : undefined;
+    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: nonce, gate });
+    const body = buildCreateBody({
+      container: options.container,
+      hostConfig,
+      image: this.#info.image ?? options.container.image,
+      user: this.#user.spec,
+      labels: labels(this.#ctx, this.#info, 'session', request.channelId),
+      env: envList(options.container.env, this.#connectionEnv(), request.env, pty ? { TERM: pty.term } : undefined),
+      entrypoint: argv,
+      tty: pty !== undefined,
+      openStdin: true,
+    });
+    const started = clock.now();
+    const container = await this.#create(body, signal);
+    let stream: Duplex | undefined;
+    try {
+      if (beforeStart.length > 0) await this.#writeByArchive(container, beforeStart, signal);
+      if (this.#closing) throw this.#closedError();
+      // Attach before start, so not a byte of early output is lost.
+      try {
+        stream = await attachHijacked(container, callSignal(options.timeouts.commandStart, signal, this.#abort.signal));
+      } catch (err) {
+        throw mapEngineError(err, 'EXEC_FAILED', 'attaching to the container', { containerId: container.id });
+      }
+      try {
+        await container.start({ abortSignal: callSignal(options.timeouts.containerStart, signal, this.#abort.signal) });
+      } catch (err) {
+        throw startFailure(err, 'starting the session container', { containerId: container.id, image: this.#info.image ?? options.container.image });
+      }
+      // 'not-running' right after start: answers at once if the program already exited.
+      const wait = container.wait({ condition: 'not-running', abortSignal: this.#abort.signal }) as Promise<{ StatusCode?: unknown }>;
+      wait.catch(noop);
+      if (afterStart.length > 0) await this.#writeByExec(container, afterStart, signal);
+      if (this.#closing) throw this.#closedError();
+      if (gate) stream.write('\n');
+      const proc = new DockerProcess({
+        stream,
+        pty,
+        markerNonce: nonce,
+        driver: new ContainerDriver(container, wait, options.timeouts),
+        timeouts: options.timeouts,
+        logger: this.#logger.child({ channelId: request.channelId, containerId: container.id }),
+      });
+      this.#adopt(proc, container);
+      this.#logger.debug({ containerId: container.id, ms: clock.now() - started, channelId: request.channelId }, 'session container started');
+      return proc;
+    } catch (err) {
+      stream?.destroy();
+      await this.#remove(container);
+      throw err;
+    }
+  }
+
+  // ---- shared -------------------------------------------------------------------------
+
+  #connectionEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(this.#info.environment)) env[key] = value.value;
+    return env;
+  }
+
+  async #create(body: Record<string, unknown>, signal: AbortSignal | undefined): Promise<Docker.Container> {
+    const { docker, options } = this.#ctx;
+    if (this.#closing) throw this.#closedError();
+    let container: Docker.Container;
+    try {
+      // Never aborted by close() or the caller: an aborted create may still complete in the
+      // engine, unseen. A finished one is recorded below and removed by whoever fails or closes.
+      container = await createContainer(docker, containerName(this.#info.connectionId), body, AbortSignal.timeout(options.timeouts.containerStart));
+    } catch (err) {
+      throw startFailure(err, 'creating the container', { image: this.#info.image ?? options.container.image });
+    }
+    this.#containers.set(container.id, container);
+    signal?.throwIfAborted();
+    return container;
+  }
+
+  async #remove(container: Docker.Container): Promise<void> {
+    if (!this.#containers.delete(container.id)) return;
+    try {
+      await removeContainer(container, this.#ctx.options.timeouts, this.#ctx.clock);
+      this.#logger.debug({ containerId: container.id }, 'container removed');
+    } catch (err) {
+      this.#logger.error({ err, containerId: container.id }, 'could not remove a container; the reaper will retry');
+    }
+  }
+
+  #adopt(proc: DockerProcess, container: Docker.Container | undefined): void {
+    this.#processes.add(proc);
+    const finish = proc.exited
+      .then(noop, noop)
+      .then(async () => {
+        this.#processes.delete(proc);
+        if (container) await this.#remove(container);
+      });
+    this.#finishing.add(finish);
+    void finish.then(() => this.#finishing.delete(finish));
+  }
+
+  async #writeByArchive(container: Docker.Container, files: readonly ContainerFile[], signal: AbortSignal | undefined): Promise<void> {
+    const ids = this.#user.ids;
+    if (!ids) throw new AirlockError('CONTAINER_FILES_FAILED', 'the user ids for file ownership are unknown');
+    await writeFilesByArchive(container, files, {
+      docker: this.#ctx.docker,
+      imageId: this.#image.Id,
+      owner: ids,
+      dirs: this.#ctx.dirs,
+      timeoutMs: this.#ctx.options.timeouts.containerStart,
+      signal: callSignal(this.#ctx.options.timeouts.containerStart, signal, this.#abort.signal),
+    });
+  }
+
+  async #writeByExec(container: Docker.Container, files: readonly ContainerFile[], signal: AbortSignal | undefined): Promise<void> {
+    const { options, clock } = this.#ctx;
+    await writeFilesByExec(container, files, {
+      user: this.#user.spec,
+      timeoutMs: options.timeouts.commandStart,
+      signal: callSignal(options.timeouts.containerStart, signal, this.#abort.signal),
+      timeouts: options.timeouts,
+      clock,
+    });
+  }
+
+  #closedError(): AirlockError {
+    return new AirlockError('EXEC_FAILED', 'the connection is closing', { details: { connectionId: this.#info.connectionId } });
+  }
+
+  async #close(reason: string): Promise<void> {
+    const started = this.#ctx.clock.now();
+    this.#abort.abort(this.#closedError());
+    // 1. startProcess calls in flight finish or fail; failures remove their own container.
+    await Promise.all([...this.#starting]);
+    // 2. Removing a container kills its programs; report them as KILLed.
+    for (const proc of this.#processes) proc.markKilled();
+    await Promise.all([...this.#containers.values()].map((c) => this.#remove(c)));
+    // 3. The programs' streams end with their containers; make sure nothing lingers.
+    await Promise.all([...this.#processes].map((p) => p.kill()));
+    await Promise.all([...this.#finishing]);
+    // 4. Anything labelled with this connection that we lost track of (e.g. a create whose
+    //    answer never arrived).
+    await this.#sweep();
+    this.#logger.info({ reason, ms: this.#ctx.clock.now() - started }, 'connection containers removed');
+  }
+
+  async #sweep(): Promise<void> {
+    const { docker, options } = this.#ctx;
+    try {
+      const leftovers = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL.connection}=${this.#info.connectionId}`, `${LABEL.gateway}=${options.gatewayId}`] },
+        abortSignal: AbortSignal.timeout(options.timeouts.http),
+      });
+      for (const info of leftovers) {
+        const container = docker.getContainer(info.Id);
+        this.#containers.set(info.Id, container);
+        await this.#remove(container);
+      }
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not list leftover containers; the reaper will remove any');
+    }
+  }
+}
+
+function labels(ctx: BackendContext, info: ConnectionInfo, role: ContainerRole, channelId?: number): Record<string, string> {
+  return buildLabels({
+    gatewayId: ctx.options.gatewayId,
+    hostname: ctx.hostname,
+    pid: ctx.pid,
+    connectionId: info.connectionId,
+    username: info.username,
+    now: new Date(ctx.clock.now()),
+    role,
+    extra: { ...ctx.options.container.labels, ...metadataLabels(info.metadata) },
+    ...(info.deadline ? { deadline: info.deadline } : {}),
+    ...(channelId !== undefined ? { channelId } : {}),
+  });
+}

@@ -1,0 +1,3 @@
+export * from './session-store.js';
+export * from './memory.js';
+export * from './redis.js';

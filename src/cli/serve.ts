@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
+import { createLogger } from '../observability/logger.js';
+import { createGateway, loadHostKeys } from '../ssh/index.js';
+import { createRecorder } from '../audit/index.js';
+import { createReaper } from '../backend/docker/index.js';
+import { systemClock } from '../core/clock.js';
+import { newGatewayId } from '../core/ids.js';
+import { toAirlockError } from '../core/errors.js';
+import { buildAuth, createBackend, sshOptions } from './wiring.js';
+import { createBrokerRuntime } from '../broker/index.js';
+
+export interface ServeFlags {
+  readonly config?: string;
+}
+
+/** `airlock serve`: runs the gateway until SIGTERM/SIGINT, then drains and removes every container. */
+export async function runServe(flags: ServeFlags): Promise<void> {
+  const path = resolveConfigPath(flags.config, process.env);
+  const config: AppConfig = path ? await loadConfigFile(path) : embeddedDefaults();
+  const logger = createLogger(config.log);
+  const gatewayId = newGatewayId();
+  logger.info({ gatewayId, config: path ?? 'embedded defaults', pid: process.pid }, 'starting airlock');
+
+  const hostKeys = await loadHostKeys(config.ssh.hostkeys, config.ssh.generatedHostKeyPath);
+  // CI-debug broker: token logins (and the provisioning API, started once the SSH port is known).
+  const broker = config.broker ? await createBrokerRuntime({ config: config.broker, logger, sshListen: parseListenAddress(config.ssh.listen) }) : undefined;
+  const { provider, methods } = buildAuth(config, logger, broker?.tokenProvider);
+  const backend = createBackend(config, gatewayId, logger);
+  await backend.ping().catch((err: unknown) => {
+    // Keep serving: the engine may come up later; each login then gets the clear error line.
+    const e = toAirlockError(err, 'BACKEND_UNAVAILABLE');
+    logger.error({ code: e.code, err: e }, 'container engine not reachable at start-up');
+  });
+
+  // Seals and queues recordings an earlier run left incomplete (crash) before serving.
+  const recorder = await createRecorder(config.audit, { logger, clock: systemClock, drainTimeoutMs: config.ssh.shutdownTimeout });
+  const gateway = createGateway({
+    options: sshOptions(config, parseListenAddress(config.ssh.listen)),
+    hostKeys,
+    auth: provider,
+    authMethods: methods,
+    backend,
+    recorder,
+    logger,
+    clock: systemClock,
+  });
+  broker?.attachGateway(gateway);
+  const reaper = createReaper({
+    host: config.docker.connection.host,
+    gatewayId,
+    liveConnections: () => gateway.liveConnectionIds(),
+    foreignMaxAgeMs: config.docker.reaper.foreignMaxAge,
+    logger: logger.child({ component: 'reaper' }),
+  });
+  await reaper.runOnce().catch((err: unknown) => logger.warn({ err }, 'start-up reaper run failed'));
+  if (config.docker.reaper.interval > 0) reaper.start(config.docker.reaper.interval);
+
+  const address = await gateway.listen();
+  logger.info({ address: address.address, port: address.port, hostKeys: hostKeys.map((k) => `${k.type} ${k.source}`) }, 'listening');
+  const brokerApi = broker && config.broker?.serveApi ? await broker.startApi({ sshPort: address.port }) : undefined;
+  if (process.stderr.isTTY) {
+    const user = methods.includes('publickey') && config.auth.publicKey.method === 'authorizedKeys' ? '<user from authorized_keys>' : '<user>';
+    process.stderr.write(`\nAirlock is listening on ${address.address}:${address.port}\nConnect with:  ssh -p ${address.port} ${user}@${address.address === '0.0.0.0' ? '127.0.0.1' : address.address}\n\n`);
+  }
+  installSignalHandlers(logger, async () => {
+    await brokerApi?.close(); // no new sessions while draining
+    await gateway.shutdown(config.ssh.shutdownTimeout);
+    // Every connection is closed, so every recording is sealed; uploads get ssh.shutdownTimeout.
+    await recorder.close();
+    await broker?.close();
+    reaper.stop();
+    await backend.close();
+  });
+}
+
+function installSignalHandlers(logger: Logger, shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: still removing containers, please wait');
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutdown requested');
+    shutdown()
+      .then(() => {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        logger.flush();
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,78 @@
+/**
+ * ContainerSSH keys that Airlock knows but does not implement (yet). They are errors — a copied
+ * ContainerSSH config must not look accepted while part of it is ignored — but with a message that
+ * says so instead of "check the spelling".
+ */
+export interface UnsupportedKey {
+  /** Defaults to "not supported yet by this Airlock version". */
+  readonly why?: string;
+  /** Defaults to "remove it". */
+  readonly fix?: string;
+}
+
+const NOT_YET: UnsupportedKey = {};
+const NO_AGENT: UnsupportedKey = { why: 'not needed: Airlock runs without an agent in the image' };
+const V04_AUTH: UnsupportedKey = {
+  why: 'ContainerSSH 0.4 layout',
+  fix: 'use auth.password / auth.publicKey with method: webhook and webhook.url',
+};
+
+/** Top-level sections. */
+export const UNSUPPORTED_SECTIONS: Readonly<Record<string, UnsupportedKey>> = {
+  configserver: NOT_YET,
+  cleanupserver: NOT_YET,
+  kubernetes: NOT_YET,
+  sshproxy: NOT_YET,
+  metrics: NOT_YET,
+  health: NOT_YET,
+  geoip: NOT_YET,
+  dockerrun: { why: 'removed in ContainerSSH 0.5', fix: 'move its settings to the docker section' },
+  kuberun: { why: 'removed in ContainerSSH 0.5', fix: 'remove it' },
+};
+
+// ContainerSSH's HTTP client TLS/redirect options for the auth webhooks.
+const WEBHOOK_CLIENT_KEYS = Object.fromEntries(
+  ['auth.password.webhook', 'auth.publicKey.webhook'].flatMap((client) =>
+    ['allowRedirects', 'cacert', 'cert', 'key', 'tlsVersion', 'curves', 'cipher'].map((key) => [`${client}.${key}`, NOT_YET]),
+  ),
+);
+
+/** Dotted paths below the top level. */
+export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
+  ...WEBHOOK_CLIENT_KEYS,
+  'ssh.allowedProxies': NOT_YET,
+  'auth.keyboardInteractive': NOT_YET,
+  'auth.gssapi': NOT_YET,
+  'auth.authz': NOT_YET,
+  'auth.url': V04_AUTH,
+  'auth.pubkey': V04_AUTH,
+  'auth.password.kerberos': NOT_YET,
+  'auth.password.webhook.authTimeout': { fix: 'use auth.authTimeout' },
+  'auth.publicKey.webhook.authTimeout': { fix: 'use auth.authTimeout' },
+  'docker.execution.auth': NOT_YET,
+  'docker.execution.network': NOT_YET,
+  'docker.execution.platform': NOT_YET,
+  'docker.execution.containername': NOT_YET,
+  'docker.execution.agentPath': NO_AGENT,
+  'docker.execution.disableAgent': NO_AGENT,
+  'docker.execution.exposeAuthMetadataAsEnv': NOT_YET,
+  'security.defaultMode': NOT_YET,
+  'security.forceCommand': NOT_YET,
+  'security.command': NOT_YET,
+  'security.shell': NOT_YET,
+  'security.subsystem': NOT_YET,
+  'security.forwarding': NOT_YET,
+  'security.tty': NOT_YET,
+  'security.signal': NOT_YET,
+  'log.syslog': NOT_YET,
+  'audit.intercept.forwarding': { why: 'port forwarding is not supported yet, so there is nothing to record' },
+  'audit.s3.cacert': { fix: 'remove it (the system CA store is used for https endpoints)' },
+  'audit.s3.acl': NOT_YET,
+};
+
+/** Values of known keys that ContainerSSH accepts and Airlock does not implement yet. */
+export const UNSUPPORTED_VALUES: Readonly<Record<string, readonly string[]>> = {
+  backend: ['kubernetes', 'sshproxy'],
+  'log.destination': ['syslog'],
+  'auth.password.method': ['kerberos'],
+};

@@ -1,0 +1,259 @@
+import type { Connection, ClientInfo } from 'ssh2';
+import type { Logger } from 'pino';
+import type { AuthMethod, AuthProvider } from '../auth/provider.js';
+import type { Backend, BackendConnection, ConnectionInfo, MetadataMap } from '../backend/backend.js';
+import { nullRecording, type ConnectionRecording, type Recorder } from '../audit/recorder.js';
+import { AuditType } from '../audit/events.js';
+import { ERROR_CODES, toAirlockError, type AirlockError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { newConnectionId } from '../core/ids.js';
+import { loggableLoginName } from '../auth/login-name.js';
+import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
+import { openSessionChannel, type SessionChannel } from './session-channel.js';
+import type { SshOptions } from './options.js';
+
+export interface ConnectionDeps {
+  readonly options: SshOptions;
+  readonly auth: AuthProvider;
+  readonly authMethods: readonly AuthMethod[];
+  readonly backend: Backend;
+  readonly recorder: Recorder;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** A connection as the gateway sees it: enough to list it, drain it and wait for its cleanup. */
+export interface LiveConnection {
+  readonly connectionId: string;
+  /** Tells every session why, then closes the connection (its workload is removed). */
+  end(line: string): void;
+  /** Writes a line to every session of the connection without ending it. */
+  notify(line: string): void;
+  /** Resolves once the connection is closed and its workload removed. */
+  readonly closed: Promise<void>;
+  /** Metadata from authentication (empty before login); lets the gateway pick connections to end. */
+  metadata(): MetadataMap;
+}
+
+/** How long a polite close (SSH disconnect + FIN) may take before the socket is destroyed. */
+const CLOSE_GRACE_MS = 3000;
+
+/**
+ * ssh2's `end()` only half-closes: a peer that never answers (frozen client, dead network) keeps
+ * the socket — and with it the workload — forever. ssh2 exposes no socket, so reach its `_sock`.
+ */
+function destroyTransport(client: Connection): void {
+  (client as unknown as { _sock?: { destroy(): void } })._sock?.destroy();
+}
+
+/** Time before a deadline at which the user is warned (issue: 5 minutes). */
+const DEADLINE_WARNING_MS = 5 * 60_000;
+
+/**
+ * Owns one SSH connection from TCP accept to workload removal: login grace timer, auth,
+ * the workload (started once at login), session channels, idle/deadline timers, and cleanup on
+ * every way a connection can end (client exit, TCP drop, keepalive timeout, gateway shutdown).
+ */
+export function handleConnection(client: Connection, clientInfo: ClientInfo, deps: ConnectionDeps): LiveConnection {
+  const connectionId = newConnectionId();
+  const remoteAddress = `${clientInfo.ip}:${clientInfo.port}`;
+  const logger = deps.logger.child({ connectionId });
+  let auditFailure: AirlockError | undefined;
+  let recording: ConnectionRecording;
+  try {
+    recording = deps.recorder.begin(connectionId, remoteAddress);
+  } catch (err) {
+    // Fail closed: an unrecordable connection may log in but gets no workload, only the reason.
+    auditFailure = toAirlockError(err, 'AUDIT_UNAVAILABLE');
+    logger.error({ code: auditFailure.code, err: auditFailure }, 'recording cannot start');
+    recording = nullRecording;
+  }
+  const abort = new AbortController();
+  const sessions = new Set<SessionChannel>();
+  const timers = new Set<NodeJS.Timeout>();
+  let identity: AuthenticatedIdentity | undefined;
+  let workload: Promise<BackendConnection> | undefined;
+  let nextChannelId = 0;
+  let ending = false;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+
+  logger.info({ remoteAddress, clientVersion: clientInfo.header.versions.software }, 'connection accepted');
+  recording.event(AuditType.Connect, null, { remoteAddress });
+
+  const timer = (ms: number, fn: () => void): NodeJS.Timeout => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+    return t;
+  };
+
+  /** Polite close first; if the peer does not finish it, drop the socket. */
+  const closeClient = () => {
+    client.end();
+    const t = setTimeout(() => destroyTransport(client), CLOSE_GRACE_MS);
+    t.unref();
+    void closed.then(() => clearTimeout(t));
+  };
+
+  const graceTimer = timer(deps.options.loginGraceTime, () => {
+    logger.warn({ code: 'LOGIN_GRACE_EXPIRED', loginGraceTimeMs: deps.options.loginGraceTime }, 'login grace time expired');
+    closeClient();
+  });
+
+  let idleTimer: NodeJS.Timeout | undefined;
+  const onActivity = () => idleTimer?.refresh();
+
+  const end = (line: string) => {
+    if (ending) return;
+    ending = true;
+    for (const s of sessions) s.terminate(line);
+    closeClient();
+  };
+
+  client.on('error', (err: Error & { level?: string }) => {
+    // Without a listener ssh2 errors (ECONNRESET, keepalive timeout) would crash the gateway.
+    if (err.level === 'client-timeout') {
+      logger.warn({ reason: 'keepalive' }, 'client stopped answering keepalives');
+      destroyTransport(client); // it will not answer a polite close either
+    } else logger.debug({ err: err.message, level: err.level }, 'connection error');
+  });
+
+  client.on('handshake', (negotiated) => {
+    recording.event(AuditType.HandshakeSuccessful, null, { kex: negotiated.kex, cipher: negotiated.cs.cipher });
+  });
+
+  attachAuthenticator({
+    client,
+    provider: deps.auth,
+    methods: deps.authMethods,
+    maxAuthTries: deps.options.maxAuthTries,
+    connectionId,
+    remoteAddress,
+    clientVersion: () => clientInfo.header.identRaw,
+    logger,
+    recording,
+    signal: abort.signal,
+    onAuthenticated: (id) => (identity = id),
+    onTooManyFailures: () => closeClient(),
+  });
+
+  client.on('ready', () => {
+    clearTimeout(graceTimer);
+    timers.delete(graceTimer);
+    if (!identity) {
+      closeClient();
+      return;
+    }
+    const info = connectionInfo(connectionId, remoteAddress, clientInfo.header.identRaw, identity);
+    recording.identify(info);
+    logger.info({ username: info.username, loginUsername: loggableLoginName(info.loginUsername), method: identity.method }, 'connection authenticated');
+    workload = auditFailure ? Promise.reject(auditFailure) : deps.backend.openConnection(info, abort.signal);
+    // Errors surface on the first session channel; keep the rejection from going unhandled.
+    workload.catch((err: unknown) => {
+      const e = toAirlockError(err, 'CONTAINER_START_FAILED');
+      logger.error({ code: e.code, err: e }, 'workload could not be created');
+    });
+    if (deps.options.idleTimeout > 0) {
+      idleTimer = timer(deps.options.idleTimeout, () => {
+        logger.info({ code: 'IDLE_TIMEOUT', idleTimeoutMs: deps.options.idleTimeout }, 'idle timeout');
+        end(`airlock: ${ERROR_CODES.IDLE_TIMEOUT.userMessage} [IDLE_TIMEOUT]`);
+      });
+    }
+    if (info.deadline) scheduleDeadline(info.deadline.getTime());
+
+    client.on('session', (accept, reject) => {
+      const channelId = nextChannelId++;
+      if (ending || (deps.options.maxSessions >= 0 && sessions.size >= deps.options.maxSessions)) {
+        logger.warn({ channelId, maxSessions: deps.options.maxSessions }, 'session channel refused');
+        recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
+        reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
+        return;
+      }
+      recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
+      const channel = openSessionChannel({
+        channelId,
+        session: accept(),
+        workload: () => workload ?? Promise.reject(new Error('not authenticated')),
+        envAllowed: deps.options.envAllowed,
+        logger: logger.child({ channelId }),
+        recording,
+        onActivity,
+        onClosed: () => sessions.delete(channel),
+      });
+      sessions.add(channel);
+    });
+  });
+
+  function scheduleDeadline(at: number) {
+    const remaining = at - deps.clock.now();
+    if (remaining > DEADLINE_WARNING_MS) {
+      timer(remaining - DEADLINE_WARNING_MS, () => {
+        for (const s of sessions) s.notify('airlock: this session ends in 5 minutes (access expires)');
+      });
+    }
+    timer(Math.max(0, remaining), () => {
+      logger.info({ deadline: new Date(at).toISOString() }, 'connection deadline reached');
+      end('airlock: access has expired; the session is closed');
+    });
+  }
+
+  let cleanedUp = false;
+  const cleanup = async (why: string) => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    ending = true;
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+    abort.abort();
+    for (const s of sessions) s.terminate('airlock: connection closed');
+    // Give back what auth holds (a CI session's connection slot) as soon as the client is gone.
+    // Not awaited before the workload removal (a reconnect need not wait for it), but before
+    // `closed` resolves, so a shutdown never closes the session store under a pending release.
+    const released = identity?.decision.release?.().catch((err: unknown) => logger.warn({ err }, 'auth release failed'));
+    try {
+      if (workload) {
+        const conn = await workload.catch(() => undefined);
+        await conn?.close(why);
+      }
+    } catch (err) {
+      logger.error({ err, code: toAirlockError(err).code }, 'workload removal failed');
+    }
+    recording.event(AuditType.Disconnect, null, { reason: why });
+    await recording.close().catch((err: unknown) => logger.error({ err }, 'recording close failed'));
+    await released;
+    logger.info({ reason: why }, 'connection closed');
+    resolveClosed();
+  };
+  client.on('close', () => void cleanup('client disconnected'));
+
+  const notify = (line: string) => {
+    for (const s of sessions) s.notify(line);
+  };
+  return { connectionId, end, notify, closed, metadata: () => identity?.decision.metadata ?? {} };
+}
+
+function connectionInfo(connectionId: string, remoteAddress: string, clientVersion: string, id: AuthenticatedIdentity): ConnectionInfo {
+  const d = id.decision;
+  const files: Record<string, { content: Buffer; sensitive: boolean }> = {};
+  for (const [path, v] of Object.entries(d.files ?? {})) {
+    files[path] = { content: Buffer.from(v.value, 'base64'), sensitive: v.sensitive };
+  }
+  const metadata: MetadataMap = d.metadata ?? {};
+  return {
+    connectionId,
+    // A CI-debug token typed as the user name is a credential: nothing after auth (recordings,
+    // labels, webhooks) gets it, only its digest.
+    loginUsername: loggableLoginName(id.loginUsername),
+    username: d.authenticatedUsername || id.loginUsername,
+    remoteAddress,
+    clientVersion,
+    metadata,
+    environment: d.environment ?? {},
+    files,
+    ...(d.deadline ? { deadline: d.deadline } : {}),
+    ...(d.image ? { image: d.image } : {}),
+  };
+}

@@ -1,0 +1,3 @@
+export * from './server.js';
+export * from './host-keys.js';
+export type * from './options.js';

@@ -1,0 +1,209 @@
+import { finished } from 'node:stream/promises';
+import type { Session, ServerChannel } from 'ssh2';
+import type { Logger } from 'pino';
+import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec } from '../backend/backend.js';
+import type { ConnectionRecording } from '../audit/recorder.js';
+import { AuditType } from '../audit/events.js';
+import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
+
+export interface SessionChannelDeps {
+  readonly channelId: number;
+  readonly session: Session;
+  /** Resolves to the connection's workload (started once at login, shared by its channels). */
+  readonly workload: () => Promise<BackendConnection>;
+  readonly envAllowed: (name: string) => boolean;
+  readonly logger: Logger;
+  readonly recording: ConnectionRecording;
+  /** Called on every chunk in either direction (idle timer). */
+  readonly onActivity: () => void;
+  readonly onClosed: () => void;
+}
+
+/** Exit status OpenSSH's client uses for "something went wrong before the program ran". */
+const GATEWAY_FAILURE_STATUS = 255;
+
+export interface SessionChannel {
+  readonly channelId: number;
+  /** Writes one line to the user (stderr) and ends the channel; used for shutdown/idle/deadline. */
+  terminate(line: string): void;
+  /** Writes a line to the user without ending anything (e.g. a deadline warning). */
+  notify(line: string): void;
+}
+
+/**
+ * One SSH "session" channel (RFC 4254 §6): collects pty/env requests, starts exactly one program
+ * on shell/exec/subsystem, pipes bytes with backpressure, forwards window changes and signals,
+ * and reports exit-status or exit-signal before closing.
+ */
+export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
+  const { session, logger, recording, channelId } = deps;
+  const env: Record<string, string> = {};
+  let pty: PtySpec | undefined;
+  let started = false;
+  let channel: ServerChannel | undefined;
+  let proc: Process | undefined;
+  let closed = false;
+  const pendingLines: string[] = [];
+
+  session.on('pty', (accept, _reject, info) => {
+    pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
+    recording.event(AuditType.ChannelRequestPty, channelId, { term: pty.term, cols: pty.cols, rows: pty.rows });
+    accept?.();
+  });
+
+  session.on('env', (accept, reject, info) => {
+    const allowed = deps.envAllowed(info.key);
+    recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
+    if (!allowed || started) {
+      logger.debug({ channelId, name: info.key }, 'env request refused by policy');
+      reject?.();
+      return;
+    }
+    env[info.key] = info.val;
+    accept?.();
+  });
+
+  session.on('window-change', (accept, _reject, info) => {
+    recording.event(AuditType.ChannelRequestWindow, channelId, { cols: info.cols, rows: info.rows });
+    if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
+    accept?.();
+    proc
+      ?.resize(info.cols, info.rows)
+      .then(() => logger.debug({ channelId, cols: info.cols, rows: info.rows }, 'window resized'))
+      .catch((err: unknown) => {
+        logger.warn({ channelId, code: toAirlockError(err).code, err }, 'window resize failed');
+      });
+  });
+
+  session.on('signal', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
+    if (!proc) {
+      reject?.();
+      return;
+    }
+    accept?.();
+    proc.signal(info.name).catch((err: unknown) => {
+      logger.warn({ channelId, signal: info.name, code: toAirlockError(err).code, err }, 'signal delivery failed');
+    });
+  });
+
+  session.on('exec', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestExec, channelId, { command: info.command });
+    start(accept, reject, 'exec', info.command);
+  });
+  session.on('shell', (accept, reject) => {
+    recording.event(AuditType.ChannelRequestShell, channelId, {});
+    start(accept, reject, 'shell', '');
+  });
+  session.on('subsystem', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
+    start(accept, reject, 'subsystem', info.name);
+  });
+
+  session.on('close', () => {
+    if (closed) return;
+    closed = true;
+    recording.event(AuditType.Close, channelId, {});
+    // The client went away (or closed the channel): the program has no one to talk to.
+    void proc?.kill();
+    deps.onClosed();
+  });
+
+  function start(accept: (() => ServerChannel) | undefined, reject: (() => void) | undefined, kind: ProcessRequest['kind'], command: string) {
+    if (started || !accept) {
+      reject?.();
+      return;
+    }
+    started = true;
+    channel = accept();
+    for (const line of pendingLines.splice(0)) channel.stderr.write(line);
+    void run(channel, { channelId, kind, command, env: { ...env }, ...(pty ? { pty } : {}) });
+  }
+
+  async function run(ch: ServerChannel, request: ProcessRequest): Promise<void> {
+    try {
+      const workload = await deps.workload();
+      if (closed) return;
+      proc = await workload.startProcess(request);
+    } catch (err) {
+      const e = toAirlockError(err, 'EXEC_FAILED');
+      logger.error({ channelId, code: e.code, err: e, kind: request.kind }, 'session program could not start');
+      fail(ch, e);
+      return;
+    }
+    if (closed) {
+      await proc.kill();
+      return;
+    }
+    logger.info({ channelId, kind: request.kind, pty: Boolean(request.pty) }, 'session program started');
+    await pump(ch, proc);
+  }
+
+  async function pump(ch: ServerChannel, p: Process): Promise<void> {
+    const activity = deps.onActivity;
+    ch.on('data', activity);
+    p.stdout.on('data', activity);
+    p.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      // EPIPE/ECONNRESET after the program exited: input nobody reads any more.
+      logger.debug({ channelId, err: err.message }, 'stdin closed by program');
+    });
+    if (recording.capturesIo) {
+      // Plain listeners next to pipe(): the recorder copies nothing and queues without blocking.
+      ch.on('data', (d: Buffer) => recording.io(channelId, 0, d));
+      p.stdout.on('data', (d: Buffer) => recording.io(channelId, 1, d));
+      p.stderr.on('data', (d: Buffer) => recording.io(channelId, 2, d));
+    }
+    ch.pipe(p.stdin);
+    p.stdout.pipe(ch, { end: false });
+    p.stderr.pipe(ch.stderr, { end: false });
+    let status: ExitStatus;
+    try {
+      [status] = await Promise.all([p.exited, finished(p.stdout).catch(() => undefined), finished(p.stderr).catch(() => undefined)]);
+    } catch (err) {
+      const e = toAirlockError(err, 'EXEC_FAILED');
+      logger.error({ channelId, code: e.code, err: e }, 'session program failed');
+      fail(ch, e);
+      return;
+    }
+    ch.unpipe(p.stdin);
+    if (closed) return;
+    if (status.kind === 'code') {
+      recording.event(AuditType.ExitStatus, channelId, { exitStatus: status.code });
+      ch.exit(status.code);
+    } else {
+      recording.event(AuditType.ExitSignal, channelId, { signal: status.signal, coreDumped: status.coreDumped });
+      ch.exit(status.signal, status.coreDumped, '');
+    }
+    logger.info({ channelId, exit: status }, 'session program ended');
+    ch.end();
+  }
+
+  function fail(ch: ServerChannel, err: AirlockError) {
+    if (closed) return;
+    ch.stderr.write(userLine(err) + '\r\n');
+    ch.exit(GATEWAY_FAILURE_STATUS);
+    ch.end();
+  }
+
+  return {
+    channelId,
+    notify(line) {
+      if (closed) return;
+      if (channel) channel.stderr.write(line + '\r\n');
+      else pendingLines.push(line + '\r\n');
+    },
+    terminate(line) {
+      if (closed) return;
+      if (channel) {
+        channel.stderr.write(line + '\r\n');
+        channel.exit(GATEWAY_FAILURE_STATUS);
+        channel.end();
+      } else {
+        session.removeAllListeners('exec');
+        session.removeAllListeners('shell');
+        session.removeAllListeners('subsystem');
+      }
+      void proc?.kill();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Docker helpers for tests: the test images, and leak checks over every container labelled
+ * `airlock.managed=true` (what the gateway and the reaper manage).
+ */
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import assert from 'node:assert/strict';
+
+const run = promisify(execFile);
+const script = resolve(import.meta.dirname, '../../scripts/build-test-image.sh');
+
+/** busybox, USER airlock (uid 1000), WORKDIR /home/airlock. */
+export const TEST_IMAGE = 'airlock-test:busybox';
+/** Same file system, no USER, ENTRYPOINT ["/bin/false"] (see scripts/build-test-image.sh). */
+export const TEST_IMAGE_NOUSER = 'airlock-test:busybox-nouser';
+
+const built = new Map<string, Promise<string>>();
+
+/** Builds the test image (or its `nouser` variant) once per process; resolves with its tag. */
+export function ensureTestImage(variant: 'default' | 'nouser' = 'default'): Promise<string> {
+  let pending = built.get(variant);
+  if (!pending) {
+    const args = variant === 'nouser' ? [script, '--no-user'] : [script];
+    pending = run('bash', args).then(() => (variant === 'nouser' ? TEST_IMAGE_NOUSER : TEST_IMAGE));
+    built.set(variant, pending);
+    pending.catch(() => built.delete(variant));
+  }
+  return pending;
+}
+
+export interface ContainerFilter {
+  /** Only containers of this gateway (label airlock.gateway). */
+  readonly gatewayId?: string;
+  /** Only containers of this connection (label airlock.connection). */
+  readonly connectionId?: string;
+}
+
+/** Ids of `docker ps -a --filter label=airlock.managed=true` (narrowed by `filter`), sorted. */
+export async function managedContainers(filter: ContainerFilter = {}): Promise<string[]> {
+  const args = ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', '--filter', 'label=airlock.managed=true'];
+  if (filter.gatewayId) args.push('--filter', `label=airlock.gateway=${filter.gatewayId}`);
+  if (filter.connectionId) args.push('--filter', `label=airlock.connection=${filter.connectionId}`);
+  const { stdout } = await run('docker', args);
+  return stdout.split('\n').filter((line) => line !== '').sort();
+}
+
+export const listManagedContainers = managedContainers;
+
+/**
+ * Fails when managed containers exist that were not in `baseline` (a snapshot taken before the
+ * test), narrowed by `filter` (tests sharing one dockerd with other suites should pass their
+ * gatewayId). Leaked containers whose gateway process is this one or is gone are removed before
+ * failing, so one leak does not fail every later test — but never those of a gateway that is
+ * still running (another suite may be using them right now).
+ */
+export async function assertNoLeakedContainers(baseline: readonly string[] = [], filter: ContainerFilter = {}): Promise<void> {
+  const known = new Set(baseline);
+  const leaked = (await managedContainers(filter)).filter((id) => !known.has(id));
+  const removable: string[] = [];
+  for (const id of leaked) {
+    const pid = Number(await run('docker', ['inspect', '--format', '{{index .Config.Labels "airlock.gateway-pid"}}', id]).then((r) => r.stdout.trim(), () => ''));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) removable.push(id);
+  }
+  if (removable.length > 0) await run('docker', ['rm', '-f', '-v', ...removable]).catch(() => undefined);
+  assert.deepEqual(leaked, [], `leaked containers: ${leaked.join(', ')}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** `docker inspect` of one container (for tests that check what the backend created). */
+export async function inspectContainer(id: string): Promise<Record<string, unknown>> {
+  const { stdout } = await run('docker', ['inspect', id]);
+  const parsed = JSON.parse(stdout) as unknown;
+  assert.ok(Array.isArray(parsed) && parsed.length === 1, `docker inspect ${id}`);
+  return parsed[0] as Record<string, unknown>;
+}
