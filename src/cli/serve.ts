@@ -97,4 +97,18 @@ function installSignalHandlers(logger: Logger, shutdown: () => Promise<void>): v
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A bug must not leave containers behind: log it, then clean up as on SIGTERM and exit 1.
+  const onCrash = (err: unknown) => {
+    logger.fatal({ err }, 'unexpected error: shutting down');
+    if (stopping) return;
+    stopping = true;
+    shutdown()
+      .catch(() => undefined)
+      .finally(() => {
+        logger.flush();
+        process.exit(1);
+      });
+  };
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
 }

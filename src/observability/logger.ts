@@ -27,6 +27,9 @@ export function createLogger(options: LoggerOptions, sink?: NodeJS.WritableStrea
       : options.destination === 'stderr'
         ? process.stderr
         : process.stdout);
+  // A log reader that goes away (`airlock serve | tee` interrupted, a closed pipe) must not take
+  // the gateway down with EPIPE: lose the log lines, keep serving and cleaning up.
+  if (target === process.stdout || target === process.stderr) (target as NodeJS.WriteStream).on('error', () => undefined);
   const stream = options.format === 'text' ? textStream(target) : target;
   return pino(
     {

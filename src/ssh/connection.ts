@@ -46,6 +46,9 @@ function destroyTransport(client: Connection): void {
   (client as unknown as { _sock?: { destroy(): void } })._sock?.destroy();
 }
 
+/** How long end() lets the sessions close (flushing the reason line) before closing the connection. */
+const END_FLUSH_MS = 1_000;
+
 /** Time before a deadline at which the user is warned (issue: 5 minutes). */
 const DEADLINE_WARNING_MS = 5 * 60_000;
 
@@ -106,11 +109,21 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   let idleTimer: NodeJS.Timeout | undefined;
   const onActivity = () => idleTimer?.refresh();
 
+  // OpenSSH exits on DISCONNECT without writing out channel data it read in the same batch, so
+  // the reason line could be lost (seen under load): the sessions close first (the client then
+  // leaves by itself), the connection once they have, or after END_FLUSH_MS.
+  let clientClosing = false;
+  const closeClientOnce = () => {
+    if (clientClosing) return;
+    clientClosing = true;
+    closeClient();
+  };
   const end = (line: string) => {
     if (ending) return;
     ending = true;
     for (const s of sessions) s.terminate(line);
-    closeClient();
+    if (sessions.size === 0) closeClientOnce();
+    else timer(END_FLUSH_MS, closeClientOnce);
   };
 
   client.on('error', (err: Error & { level?: string }) => {
@@ -181,7 +194,10 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         logger: logger.child({ channelId }),
         recording,
         onActivity,
-        onClosed: () => sessions.delete(channel),
+        onClosed: () => {
+          sessions.delete(channel);
+          if (ending && sessions.size === 0) closeClientOnce();
+        },
       });
       sessions.add(channel);
     });

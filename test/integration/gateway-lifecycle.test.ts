@@ -80,6 +80,19 @@ describe('connection lifecycle and cleanup', () => {
     assert.deepEqual(await stopping.containers(), []);
   });
 
+  it('keeps serving and still cleans up when its log reader goes away (EPIPE on stdout)', async () => {
+    gw = await keyGateway(fx);
+    gw.child.stdout!.destroy(); // like `airlock serve | tee log` with tee interrupted
+    const child = await startSleepingSession(gw);
+    const again = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo still-serving' });
+    assert.equal(again.stdout.toString(), 'still-serving\n', again.stderr);
+    const stopping = gw;
+    gw = undefined;
+    assert.equal(await stopping.stop('SIGTERM'), 0);
+    child.kill('SIGKILL');
+    assert.deepEqual(await stopping.containers(), []);
+  });
+
   it('reaps the containers of a crashed gateway at the next start', async () => {
     const crashed = await keyGateway(fx);
     const child = await startSleepingSession(crashed);
