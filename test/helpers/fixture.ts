@@ -5,7 +5,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeKey, type TestKey } from './keys.js';
-import { deepMerge, startGateway, type GatewayConfig, type TestGateway } from './gateway.js';
+import { after, before } from 'node:test';
+import { assertNoGatewayLeaks, deepMerge, startGateway, type GatewayConfig, type TestGateway } from './gateway.js';
+import { ensureTestImage } from './docker.js';
 import { tempDir } from './tmp.js';
 
 export interface KeyFixture {
@@ -32,4 +34,29 @@ export function authorizedKeysConfig(fx: KeyFixture): GatewayConfig {
 export async function keyGateway(fx: KeyFixture, overrides: GatewayConfig = {}): Promise<TestGateway> {
   const base = authorizedKeysConfig(fx);
   return startGateway(deepMerge(base, overrides));
+}
+
+export interface KeyGatewaySuite {
+  fx: KeyFixture;
+  gw: TestGateway;
+}
+
+/**
+ * Registers before/after hooks in the calling describe(): the test image, a key fixture and a
+ * gateway with `overrides`; afterwards the gateway is stopped and no container may be left.
+ * Tests read `suite.fx` / `suite.gw` (and may replace `suite.gw`, e.g. to restart it).
+ */
+export function keyGatewaySuite(overrides: GatewayConfig = {}): KeyGatewaySuite {
+  const suite = {} as KeyGatewaySuite;
+  before(async () => {
+    await ensureTestImage();
+    suite.fx = await keyFixture();
+    suite.gw = await keyGateway(suite.fx, overrides);
+  });
+  after(async () => {
+    await suite.gw?.stop();
+    await suite.fx?.cleanup();
+    await assertNoGatewayLeaks();
+  });
+  return suite;
 }

@@ -1,32 +1,19 @@
 /** 20 simultaneous OpenSSH sessions: each its own container, its own output, no cross-talk. */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
+import { keyGatewaySuite } from '../helpers/fixture.js';
 import { ssh } from '../helpers/ssh.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
-import { ensureTestImage } from '../helpers/docker.js';
 
 describe('concurrency', () => {
-  let fx: KeyFixture;
-  let gw: TestGateway;
-  before(async () => {
-    await ensureTestImage();
-    fx = await keyFixture();
-    gw = await keyGateway(fx, { log: { level: 'info' } });
-  });
-  after(async () => {
-    await gw?.stop();
-    await fx?.cleanup();
-    await assertNoGatewayLeaks();
-  });
+  const suite = keyGatewaySuite({ log: { level: 'info' } });
 
   it('20 simultaneous sessions each get their own container and only their own output', async () => {
     const n = 20;
     const results = await Promise.all(
       Array.from({ length: n }, (_, i) =>
-        ssh(gw, {
+        ssh(suite.gw, {
           user: 'alice',
-          identity: fx.alice.path,
+          identity: suite.fx.alice.path,
           // Each session writes its own marker into its container, waits, then reads it back:
           // a shared container or crossed streams would show another session's marker.
           command: `echo ${i} > /tmp/id; sleep 1; echo "session=${i} file=$(cat /tmp/id) host=$(cat /etc/hostname)"; head -c 100000 /dev/zero | tr "\\0" "${String.fromCharCode(97 + (i % 26))}"`,
@@ -47,7 +34,7 @@ describe('concurrency', () => {
       assert.equal(body, String.fromCharCode(97 + (i % 26)).repeat(100000));
     });
     assert.equal(hosts.size, n, 'every session ran in a different container');
-    await gw.waitForIdle();
-    assert.deepEqual(await gw.containers(), []);
+    await suite.gw.waitForIdle();
+    assert.deepEqual(await suite.gw.containers(), []);
   });
 });

@@ -3,41 +3,28 @@
  * command runs in a fresh container of the configured image, output/exit status/stdin come back,
  * and the container is gone afterwards.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
+import { keyGatewaySuite } from '../helpers/fixture.js';
 import { ssh } from '../helpers/ssh.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
-import { ensureTestImage } from '../helpers/docker.js';
 
 describe('exec through the gateway (connection mode)', () => {
-  let fx: KeyFixture;
-  let gw: TestGateway;
-  before(async () => {
-    await ensureTestImage();
-    fx = await keyFixture();
-    gw = await keyGateway(fx);
-  });
-  after(async () => {
-    await gw?.stop();
-    await fx?.cleanup();
-    await assertNoGatewayLeaks();
-  });
+  const suite = keyGatewaySuite();
 
   it('runs the command in a container and returns its output', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo hello from $(cat /etc/hostname)' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo hello from $(cat /etc/hostname)' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout.toString(), /^hello from [0-9a-f]{12}\n$/);
   });
 
   it('propagates the exit status', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'exit 7' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'exit 7' });
     assert.equal(r.code, 7);
   });
 
   it('keeps stdout and stderr apart', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo out; echo err >&2' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo out; echo err >&2' });
     assert.equal(r.stdout.toString(), 'out\n');
     assert.match(r.stderr, /^err$/m);
     assert.doesNotMatch(r.stdout.toString(), /err/);
@@ -45,20 +32,20 @@ describe('exec through the gateway (connection mode)', () => {
 
   it('delivers stdin and its EOF (cat ends, all bytes arrive intact)', async () => {
     const input = randomBytes(3 * 1024 * 1024);
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'cat', input });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'cat', input });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(createHash('sha256').update(r.stdout).digest('hex'), createHash('sha256').update(input).digest('hex'));
   });
 
   it('streams large output without loss', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'head -c 20000000 /dev/zero | tr "\\0" a' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'head -c 20000000 /dev/zero | tr "\\0" a' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.length, 20_000_000);
     assert.equal(r.stdout.indexOf('b'), -1);
   });
 
   it('runs as the image\'s non-root user with no capabilities and no-new-privileges', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status' });
     assert.equal(r.code, 0, r.stderr);
     const [uid, capEff, noNewPrivs] = r.stdout.toString().trim().split('\n');
     assert.equal(uid, '1000');
@@ -67,9 +54,9 @@ describe('exec through the gateway (connection mode)', () => {
   });
 
   it('applies the env policy: allowed names pass, others are refused', async () => {
-    const r = await ssh(gw, {
+    const r = await ssh(suite.gw, {
       user: 'alice',
-      identity: fx.alice.path,
+      identity: suite.fx.alice.path,
       args: ['-o', 'SetEnv=LANG=C.UTF-8 SNEAKY=1'],
       command: 'echo "LANG=$LANG SNEAKY=${SNEAKY:-unset}"',
     });
@@ -78,27 +65,27 @@ describe('exec through the gateway (connection mode)', () => {
   });
 
   it('gives every connection a fresh container and removes it at the end', async () => {
-    const a = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'touch /tmp/marker; cat /etc/hostname' });
-    const b = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'ls /tmp/marker 2>&1; cat /etc/hostname' });
+    const a = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'touch /tmp/marker; cat /etc/hostname' });
+    const b = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'ls /tmp/marker 2>&1; cat /etc/hostname' });
     const [missing, hostB] = b.stdout.toString().trim().split('\n');
     assert.match(missing ?? '', /No such file/);
     assert.notEqual(a.stdout.toString().trim(), hostB);
-    await gw.waitForIdle();
-    assert.deepEqual(await gw.containers(), []);
+    await suite.gw.waitForIdle();
+    assert.deepEqual(await suite.gw.containers(), []);
   });
 
   it('refuses an unknown key with "Permission denied" and starts nothing', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.stranger.path, command: 'true' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.stranger.path, command: 'true' });
     assert.equal(r.code, 255);
     assert.match(r.stderr, /Permission denied/);
-    await gw.waitForIdle();
-    const line = await gw.waitForLog((l) => l.msg === 'authentication rejected' && l.fingerprint === fx.stranger.fingerprint);
+    await suite.gw.waitForIdle();
+    const line = await suite.gw.waitForLog((l) => l.msg === 'authentication rejected' && l.fingerprint === suite.fx.stranger.fingerprint);
     assert.equal(line.username, 'alice');
-    assert.deepEqual(await gw.containers(), []);
+    assert.deepEqual(await suite.gw.containers(), []);
   });
 
   it('refuses a listed key presented for another user', async () => {
-    const r = await ssh(gw, { user: 'bob', identity: fx.alice.path, command: 'true' });
+    const r = await ssh(suite.gw, { user: 'bob', identity: suite.fx.alice.path, command: 'true' });
     assert.equal(r.code, 255);
     assert.match(r.stderr, /Permission denied/);
   });

@@ -3,46 +3,33 @@
  * `session` mode: one container per session channel. Two channels on one connection come from
  * OpenSSH connection multiplexing (ControlMaster), the way people really open them.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
+import { keyGatewaySuite } from '../helpers/fixture.js';
 import { spawnSsh, ssh } from '../helpers/ssh.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
-import { ensureTestImage } from '../helpers/docker.js';
 
 for (const [mode, sameContainer] of [
   ['connection', true],
   ['session', false],
 ] as const) {
   describe(`${mode} mode`, () => {
-    let fx: KeyFixture;
-    let gw: TestGateway;
-    before(async () => {
-      await ensureTestImage();
-      fx = await keyFixture();
-      gw = await keyGateway(fx, { docker: { execution: { mode } } });
-    });
-    after(async () => {
-      await gw?.stop();
-      await fx?.cleanup();
-      await assertNoGatewayLeaks();
-    });
+    const suite = keyGatewaySuite({ docker: { execution: { mode } } });
 
     it(`two session channels on one connection run in ${sameContainer ? 'the same container' : 'separate containers'}`, async () => {
-      const control = join(fx.dir, `cm-${mode}`);
-      const master = await spawnSsh(gw, {
+      const control = join(suite.fx.dir, `cm-${mode}`);
+      const master = await spawnSsh(suite.gw, {
         user: 'alice',
-        identity: fx.alice.path,
+        identity: suite.fx.alice.path,
         args: ['-o', 'ControlMaster=yes', '-o', `ControlPath=${control}`, '-N'],
       });
       master.stderr!.resume();
       try {
-        await gw.waitForLog((l) => l.msg === 'connection authenticated');
+        await suite.gw.waitForLog((l) => l.msg === 'connection authenticated');
         const mux = ['-o', 'ControlMaster=no', '-o', `ControlPath=${control}`];
-        const first = await ssh(gw, { user: 'alice', identity: fx.alice.path, args: mux, command: 'cat /etc/hostname; echo one > /tmp/shared' });
-        const second = await ssh(gw, { user: 'alice', identity: fx.alice.path, args: mux, command: 'cat /etc/hostname; cat /tmp/shared 2>/dev/null || echo none' });
+        const first = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, args: mux, command: 'cat /etc/hostname; echo one > /tmp/shared' });
+        const second = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, args: mux, command: 'cat /etc/hostname; cat /tmp/shared 2>/dev/null || echo none' });
         assert.equal(first.code, 0, first.stderr);
         assert.equal(second.code, 0, second.stderr);
         const [hostA] = first.stdout.toString().split('\n');
@@ -55,13 +42,13 @@ for (const [mode, sameContainer] of [
           assert.equal(shared, 'none');
         }
         // Only one connection was made for both channels.
-        assert.equal(gw.logs.filter((l) => l.msg === 'connection accepted').length, 1);
+        assert.equal(suite.gw.logs.filter((l) => l.msg === 'connection accepted').length, 1);
       } finally {
         master.kill('SIGTERM');
         await once(master, 'close');
       }
-      await gw.waitForIdle();
-      assert.deepEqual(await gw.containers(), []);
+      await suite.gw.waitForIdle();
+      assert.deepEqual(await suite.gw.containers(), []);
     });
   });
 }

@@ -3,31 +3,18 @@
  * request, TERM, window size, window-change on resize, Ctrl-C through the line discipline and the
  * shell's exit status are the ones a person at a terminal gets.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
+import { keyGatewaySuite } from '../helpers/fixture.js';
 import { sshArgs } from '../helpers/ssh.js';
 import { openTerminal } from '../helpers/tmux.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
-import { ensureTestImage } from '../helpers/docker.js';
 
 for (const mode of ['connection', 'session'] as const) {
   describe(`interactive shell with a pty (${mode} mode)`, () => {
-    let fx: KeyFixture;
-    let gw: TestGateway;
-    before(async () => {
-      await ensureTestImage();
-      fx = await keyFixture();
-      gw = await keyGateway(fx, { docker: { execution: { mode } } });
-    });
-    after(async () => {
-      await gw?.stop();
-      await fx?.cleanup();
-      await assertNoGatewayLeaks();
-    });
+    const suite = keyGatewaySuite({ docker: { execution: { mode } } });
 
     it('gets TERM and the terminal size, follows resizes, handles Ctrl-C and returns the exit status', async () => {
-      const args = sshArgs(gw, { user: 'alice', identity: fx.alice.path, args: ['-tt'] });
+      const args = sshArgs(suite.gw, { user: 'alice', identity: suite.fx.alice.path, args: ['-tt'] });
       const term = await openTerminal(['sh', '-c', `TERM=screen ssh ${args.map((a) => `'${a}'`).join(' ')}; echo "SSH-EXIT=$?"`], { cols: 100, rows: 30 });
       try {
         await term.type('echo "TERM=$TERM SIZE=$(stty size)"\r');
@@ -36,7 +23,7 @@ for (const mode of ['connection', 'session'] as const) {
         await term.resize(120, 40);
         // The resize travels tmux → ssh (SIGWINCH) → window-change → engine; the gateway logs
         // when the engine has applied it, and only then is the new size visible inside.
-        await gw.waitForLog((l) => l.msg === 'window resized' && l.cols === 120 && l.rows === 40);
+        await suite.gw.waitForLog((l) => l.msg === 'window resized' && l.cols === 120 && l.rows === 40);
         await term.type('echo "RESIZED=$(stty size)"\r');
         await term.waitFor(/RESIZED=40 120/);
 
@@ -51,7 +38,7 @@ for (const mode of ['connection', 'session'] as const) {
       } finally {
         await term.close();
       }
-      await gw.waitForIdle();
+      await suite.gw.waitForIdle();
     });
   });
 }

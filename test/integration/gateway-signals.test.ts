@@ -4,14 +4,13 @@
  * request, so this test uses the ssh2 client library as the peer; everything else about the
  * gateway (real Docker, real image without any agent) is the production path.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
-import { ensureTestImage } from '../helpers/docker.js';
+import { keyGatewaySuite } from '../helpers/fixture.js';
+import type { TestGateway } from '../helpers/gateway.js';
 
 async function connect(gw: TestGateway, keyPath: string): Promise<ssh2.Client> {
   const client = new ssh2.Client();
@@ -42,21 +41,10 @@ function waitForOutput(ch: ssh2.ClientChannel, pattern: RegExp): Promise<string>
 
 for (const mode of ['connection', 'session'] as const) {
   describe(`signals (${mode} mode)`, () => {
-    let fx: KeyFixture;
-    let gw: TestGateway;
-    before(async () => {
-      await ensureTestImage();
-      fx = await keyFixture();
-      gw = await keyGateway(fx, { docker: { execution: { mode } } });
-    });
-    after(async () => {
-      await gw?.stop();
-      await fx?.cleanup();
-      await assertNoGatewayLeaks();
-    });
+    const suite = keyGatewaySuite({ docker: { execution: { mode } } });
 
     it('delivers TERM to the program and reports exit-signal TERM', async () => {
-      const client = await connect(gw, fx.alice.path);
+      const client = await connect(suite.gw, suite.fx.alice.path);
       try {
         const ch = await exec(client, 'echo ready; exec sleep 1000');
         await waitForOutput(ch, /ready/);
@@ -69,11 +57,11 @@ for (const mode of ['connection', 'session'] as const) {
       } finally {
         client.end();
       }
-      await gw.waitForIdle();
+      await suite.gw.waitForIdle();
     });
 
     it('delivers a trappable signal (USR1) that the program handles itself', async () => {
-      const client = await connect(gw, fx.alice.path);
+      const client = await connect(suite.gw, suite.fx.alice.path);
       try {
         const ch = await exec(client, 'trap "echo got-usr1; exit 4" USR1; echo ready; while :; do sleep 1; done');
         await waitForOutput(ch, /ready/);
@@ -86,7 +74,7 @@ for (const mode of ['connection', 'session'] as const) {
       } finally {
         client.end();
       }
-      await gw.waitForIdle();
+      await suite.gw.waitForIdle();
     });
   });
 }
