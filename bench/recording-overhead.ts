@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keyFixture, keyGateway, type KeyFixture } from '../test/helpers/fixture.js';
 import { sshArgs } from '../test/helpers/ssh.js';
@@ -45,10 +45,24 @@ async function timeSsh(gw: TestGateway, fx: KeyFixture, w: Workload): Promise<nu
   if (w.stdinFile) createReadStream(w.stdinFile).pipe(child.stdin!);
   const [code] = (await once(child, 'close')) as [number | null];
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (code !== 0) throw new Error(`ssh exited ${code}: ${err}`);
+  if (code !== 0) throw new Error(`${w.name} on ${gw.port}: ssh exited ${code}: ${err}`);
   const expected = w.stdinFile ? String(BYTES).length + 1 : BYTES;
   if (received !== expected && !(w.stdinFile && received > 0)) throw new Error(`${w.name}: received ${received} bytes, expected ${expected}`);
   return BYTES / 1e6 / seconds;
+}
+
+/** Bytes the recorder dropped (queue overflow) in every recording stored under `dir` so far. */
+async function droppedBytes(gw: TestGateway, dir: string | undefined, sessions: number): Promise<number> {
+  if (!dir) return 0;
+  // Recordings are stored after the session ends: wait until all of them are.
+  await gw.waitForLog(() => gw.logs.filter((l) => l.msg === 'recording stored').length >= sessions, 60_000);
+  let total = 0;
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('.')) continue;
+    const m = JSON.parse(await readFile(join(dir, name, 'manifest.json'), 'utf8')) as { dropped: { bytes: number } };
+    total += m.dropped.bytes;
+  }
+  return total;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -62,42 +76,62 @@ async function main(): Promise<void> {
   const { randomBytes } = await import('node:crypto');
   await writeFile(input, randomBytes(BYTES));
 
-  const configs: Array<{ name: string; gw: TestGateway }> = [];
+  const configs: Array<{ name: string; gw: TestGateway; dir?: string; sessions: number }> = [];
   try {
-    configs.push({ name: 'recording off', gw: await keyGateway(fx, { log: { level: 'info' } }) });
-    configs.push({
-      name: 'on: binary',
-      gw: await keyGateway(fx, { log: { level: 'info' }, audit: { enable: true, storage: 'file', file: { directory: join(storage.path, 'binary') } } }),
-    });
-    configs.push({
-      name: 'on: both',
-      gw: await keyGateway(fx, { log: { level: 'info' }, audit: { enable: true, format: 'both', storage: 'file', file: { directory: join(storage.path, 'both') } } }),
-    });
+    configs.push({ name: 'recording off', gw: await keyGateway(fx, { log: { level: 'info' } }), sessions: 0 });
+    for (const format of ['binary', 'both'] as const) {
+      const dir = join(storage.path, format);
+      configs.push({
+        name: `on: ${format}`,
+        gw: await keyGateway(fx, { log: { level: 'info' }, audit: { enable: true, format, storage: 'file', file: { directory: dir } } }),
+        dir,
+        sessions: 0,
+      });
+    }
     const workloads: Workload[] = [
       { name: `stdout zeros ${MB} MB`, command: `head -c ${BYTES} /dev/zero` },
       { name: `stdout random ${MB} MB`, command: `head -c ${BYTES} /dev/urandom` },
       { name: `stdin random ${MB} MB`, command: 'wc -c', stdinFile: input },
     ];
     // Warm-up (image cache, first container start).
-    for (const c of configs) await timeSsh(c.gw, fx, { name: 'warm-up', command: `head -c ${BYTES} /dev/zero` });
+    for (const c of configs) {
+      await timeSsh(c.gw, fx, { name: 'warm-up', command: `head -c ${BYTES} /dev/zero` });
+      c.sessions++;
+    }
 
     console.log(`\nAirlock recording overhead — ${MB} MB per run, median of ${ROUNDS} interleaved rounds, MB/s (higher is better)\n`);
-    const header = ['workload', ...configs.map((c) => c.name), ...configs.slice(1).map((c) => `cost ${c.name.replace('on: ', '')}`)];
+    const header = [
+      'workload',
+      ...configs.map((c) => c.name),
+      ...configs.slice(1).map((c) => `cost ${c.name.replace('on: ', '')}`),
+      ...configs.slice(1).map((c) => `dropped ${c.name.replace('on: ', '')}`),
+    ];
     const rows: string[][] = [];
     for (const w of workloads) {
       const samples = configs.map(() => [] as number[]);
+      const droppedBefore = await Promise.all(configs.map((c) => droppedBytes(c.gw, c.dir, c.sessions)));
       for (let r = 0; r < ROUNDS; r++) {
-        for (let i = 0; i < configs.length; i++) samples[i]?.push(await timeSsh((configs[i] as { gw: TestGateway }).gw, fx, w));
+        for (const [i, c] of configs.entries()) {
+          samples[i]?.push(await timeSsh(c.gw, fx, w));
+          c.sessions++;
+        }
       }
+      const dropped = await Promise.all(configs.map(async (c, i) => (await droppedBytes(c.gw, c.dir, c.sessions)) - (droppedBefore[i] ?? 0)));
       const med = samples.map(median);
       const off = med[0] as number;
-      rows.push([w.name, ...med.map((m) => m.toFixed(0)), ...med.slice(1).map((m) => `${(((off - m) / off) * 100).toFixed(1)}%`)]);
+      rows.push([
+        w.name,
+        ...med.map((m) => m.toFixed(0)),
+        ...med.slice(1).map((m) => `${(((off - m) / off) * 100).toFixed(1)}%`),
+        ...dropped.slice(1).map((d) => (d === 0 ? '0' : `${(d / 1e6).toFixed(1)} MB`)),
+      ]);
     }
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
     console.log(line(header));
     for (const r of rows) console.log(line(r));
     console.log('\ncost = throughput lost relative to "recording off" (target: under 20%)');
+    console.log('dropped = recorded bytes lost to queue overflow (audit.queueSize) over all rounds; 0 = complete recordings');
   } finally {
     for (const c of configs) await c.gw.stop();
     await storage.cleanup();

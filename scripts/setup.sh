@@ -19,8 +19,14 @@ cd "$repo"
 #   redis-server       the broker's session store in tests
 #   asciinema          plays back and checks the asciicast recordings
 #   file               tells a static busybox from a dynamic one when building the test image
+#   prometheus         its `promtool check metrics` lints the gateway's /metrics in a test (on a
+#                      host booted with systemd the package also enables a Prometheus server on
+#                      :9090, and its recommended node exporter on :9100 — Airlock's default
+#                      metrics.listen port; `systemctl disable --now prometheus
+#                      prometheus-node-exporter` if you do not want them)
+#   systemd            systemd-analyze verifies deploy/systemd/airlock.service in a test
 packages=(docker.io busybox-static debootstrap openssh-client openssh-server bsdutils tmux
-          redis-server asciinema file)
+          redis-server asciinema file prometheus systemd)
 
 started=$(date +%s)
 step_started=$started

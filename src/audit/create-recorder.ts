@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -10,8 +9,8 @@ import { createNullRecorder, nullRecording, type ConnectionRecording, type Recor
 import { MemoryBudget } from './memory-budget.js';
 import { createNsClock } from './ns-clock.js';
 import { SpoolRecording, type RecordingFormats } from './recording.js';
-import { sealIncomplete } from './recover.js';
-import { MANIFEST_FILE, readManifest, type Manifest } from './manifest.js';
+import { sealRecording, sealSpool } from './recover.js';
+import type { Manifest } from './manifest.js';
 import { MIN_SPOOL_FREE_BYTES, listSpool, openSpool, spoolFreeBytes } from './spool.js';
 import { UploadQueue } from './upload-queue.js';
 import type { AuditStorage } from './storage/storage.js';
@@ -45,6 +44,9 @@ export interface AuditRecorder extends Recorder {
   readonly spoolDir: string;
   stats(): RecorderStats;
 }
+
+/** Recordings derived/compressed at once in the background. */
+const FINALIZE_CONCURRENCY = 2;
 
 export const CRASH_REASON = 'the gateway stopped before the recording was sealed (crash, kill -9 or power loss); everything up to the last checkpoint is kept';
 
@@ -101,36 +103,69 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
   let closing = false;
 
   const onSealed = (dir: string, manifest: Manifest) => {
-    active.delete(manifest.connectionId);
-    unsealed.delete(dir);
     logger.info(
       { connectionId: manifest.connectionId, digest: manifest.digest, complete: manifest.complete, dropped: manifest.dropped, files: manifest.files.map((f) => f.name) },
       'recording sealed',
     );
+    if (!manifest.complete) logger.warn({ connectionId: manifest.connectionId, reason: manifest.incompleteReason }, 'recording sealed as incomplete');
     queue.enqueue({ dir, manifest });
   };
 
-  const sealLeftover = async (dir: string, reason: string) => {
-    try {
-      const manifest = existsSync(join(dir, MANIFEST_FILE)) ? await readManifest(dir) : await sealIncomplete(dir, reason);
-      if (!manifest.complete) logger.warn({ connectionId: manifest.connectionId, reason: manifest.incompleteReason }, 'recording sealed as incomplete');
-      onSealed(dir, manifest);
-    } catch (err) {
-      unsealed.set(dir, reason);
-      logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', dir, err: (err as Error).message }, 'recording cannot be sealed yet; retrying later');
+  // Background finalizer: derives casts and the command log, compresses and writes the
+  // manifest of recordings whose spool file is closed. Two at a time, so a burst of ended
+  // sessions does not take every CPU from the live ones.
+  const finalizing = new Set<string>();
+  const finalizeQueue: Array<{ dir: string; reason: string }> = [];
+  const finalizeIdle = new Set<() => void>();
+  let finalizeRunning = 0;
+  const pumpFinalize = () => {
+    while (finalizeRunning < FINALIZE_CONCURRENCY && finalizeQueue.length > 0) {
+      const job = finalizeQueue.shift() as { dir: string; reason: string };
+      finalizeRunning++;
+      void sealRecording(job.dir, job.reason)
+        .then(
+          (manifest) => {
+            unsealed.delete(job.dir);
+            onSealed(job.dir, manifest);
+          },
+          (err: unknown) => {
+            unsealed.set(job.dir, job.reason);
+            logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', dir: job.dir, err: (err as Error).message }, 'recording cannot be sealed yet; retrying later');
+          },
+        )
+        .finally(() => {
+          finalizeRunning--;
+          finalizing.delete(job.dir);
+          pumpFinalize();
+          if (finalizing.size === 0) for (const w of finalizeIdle) w();
+        });
     }
   };
+  const finalize = (dir: string, reason: string) => {
+    if (finalizing.has(dir)) return;
+    finalizing.add(dir);
+    finalizeQueue.push({ dir, reason });
+    pumpFinalize();
+  };
 
-  /** Seals and queues every spool recording that is neither live nor queued. */
+  /** Queues every spool recording that is neither live, nor being finalized, nor uploading. */
   const rescan = async (reason: string) => {
     for (const name of await listSpool(spoolDir)) {
       const dir = join(spoolDir, name);
-      if (active.has(name) || queue.has(dir)) continue;
-      await sealLeftover(dir, unsealed.get(dir) ?? reason);
+      if (active.has(name) || finalizing.has(dir) || queue.has(dir)) continue;
+      finalize(dir, unsealed.get(dir) ?? reason);
     }
   };
 
+  // Recordings a killed gateway left: each spool file gets its Seal (marked incomplete) before
+  // the gateway serves again; deriving, compressing and uploading them runs in the background.
+  for (const name of await listSpool(spoolDir)) {
+    await sealSpool(join(spoolDir, name), CRASH_REASON).catch((err: unknown) =>
+      logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', dir: join(spoolDir, name), err: (err as Error).message }, 'leftover recording cannot be sealed yet; retrying later'),
+    );
+  }
   await rescan(CRASH_REASON);
+  const leftovers = finalizing.size;
   if (config.storage === 's3') {
     const s3 = config.s3;
     // A warning only: recordings wait in the spool until the bucket is reachable.
@@ -158,7 +193,7 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
     return nullRecording;
   };
 
-  logger.info({ storage: config.storage, spool: spoolDir, format: config.format, pendingUploads: queue.size }, 'audit recorder ready');
+  logger.info({ storage: config.storage, spool: spoolDir, format: config.format, leftoverRecordings: leftovers }, 'audit recorder ready');
 
   return {
     spoolDir,
@@ -181,13 +216,10 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
           budget,
           clock: nsClock,
           logger: logger.child({ connectionId }),
-          onSealed,
           onWriteFailure: () => counters.writeFailures++,
-          sealIncomplete,
-          onUnsealed: (dir, err) => {
+          onClosed: (dir, reason) => {
             active.delete(connectionId);
-            unsealed.set(dir, 'the spool could not be written');
-            logger.error({ code: 'AUDIT_SPOOL_WRITE_FAILED', connectionId, dir, err: (err as Error).message }, 'recording cannot be sealed yet; retrying later');
+            finalize(dir, reason);
           },
         });
         active.set(connectionId, recording);
@@ -207,8 +239,20 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
       clearInterval(checkpointTimer);
       clearInterval(rescanTimer);
       await Promise.allSettled([...active.values()].map((r) => r.close()));
-      await rescan('the gateway shut down before the recording was sealed').catch(() => undefined);
-      const left = await queue.drain(deps.drainTimeoutMs ?? 10_000);
+      // Retry what could not be sealed before (e.g. the disk was full and has space now).
+      await rescan('the spool could not be written').catch(() => undefined);
+      const deadline = clock.now() + (deps.drainTimeoutMs ?? 10_000);
+      if (finalizing.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, deadline - clock.now()));
+          finalizeIdle.add(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      // Sealed spool files not finalized by now are finished at the next start.
+      const left = (await queue.drain(Math.max(0, deadline - clock.now()))) + finalizing.size;
       if (left > 0) logger.warn({ left, spool: spoolDir }, 'recordings not uploaded before shutdown stay in the spool; they are uploaded at the next start');
       logger.info({ ...counters, uploads: queue.stats }, 'audit recorder stopped');
       lock.release();

@@ -22,6 +22,8 @@ export interface FileSinkOptions {
   /** Written synchronously at creation, so a full or read-only spool fails the caller at once. */
   readonly header?: Buffer;
   readonly budget?: MemoryBudget;
+  /** Keep a running SHA-256 of every byte (off by default: the chains cover text files). */
+  readonly hash?: boolean;
   /** Called once, on the first failed write (ENOSPC, EIO...); later writes are dropped. */
   readonly onError?: (err: NodeJS.ErrnoException) => void;
 }
@@ -50,14 +52,14 @@ async function writevAll(fd: number, buffers: Buffer[]): Promise<void> {
 }
 
 /**
- * An append-only spool file: queued writes go out in batches (writev) off the caller's path,
- * `sync()` is the fsync checkpoint, and a running SHA-256 of every byte feeds the manifest.
+ * An append-only spool file: queued writes go out in batches (writev) off the caller's path and
+ * `sync()` is the fsync checkpoint.
  */
 export class FileSink implements ByteSink {
   readonly path: string;
   readonly #fd: number;
   readonly #options: FileSinkOptions;
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash | undefined;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
   #writing = false;
@@ -70,6 +72,7 @@ export class FileSink implements ByteSink {
     this.path = path;
     this.#fd = fd;
     this.#options = options;
+    this.#hash = options.hash ? createHash('sha256') : undefined;
   }
 
   /** Creates the file (it must not exist) and writes the header synchronously. */
@@ -84,7 +87,7 @@ export class FileSink implements ByteSink {
         closeSync(fd);
         throw err;
       }
-      sink.#hash.update(options.header);
+      sink.#hash?.update(options.header);
       sink.#bytes = options.header.length;
     }
     return sink;
@@ -101,7 +104,7 @@ export class FileSink implements ByteSink {
 
   write(chunk: Buffer): void {
     if (this.#error || this.#closed || chunk.length === 0) return;
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#bytes += chunk.length;
     this.#queue.push(chunk);
     this.#queuedBytes += chunk.length;
@@ -147,8 +150,8 @@ export class FileSink implements ByteSink {
     await new Promise<void>((resolve, reject) => fsync(this.#fd, (err) => (err ? reject(err) : resolve())));
   }
 
-  /** Syncs and closes; returns the size and SHA-256 of everything written. */
-  async close(): Promise<{ bytes: number; sha256: string }> {
+  /** Syncs and closes; returns the size (and SHA-256 when hashing) of everything written. */
+  async close(): Promise<{ bytes: number; sha256?: string }> {
     if (this.#closed) throw new Error(`${this.path} already closed`);
     try {
       await this.sync();
@@ -156,7 +159,7 @@ export class FileSink implements ByteSink {
       this.#closed = true;
       await new Promise<void>((resolve) => closeFd(this.#fd, () => resolve()));
     }
-    return { bytes: this.#bytes, sha256: this.#hash.digest('hex') };
+    return { bytes: this.#bytes, ...(this.#hash ? { sha256: this.#hash.digest('hex') } : {}) };
   }
 
   /** Closes without syncing (the recording is abandoned or will be repaired). */

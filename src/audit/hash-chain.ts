@@ -13,6 +13,14 @@ export class HashChain {
     this.#value = createHash('sha256').update(seed).digest();
   }
 
+  /** Continues a chain from a known value and count (recovery appends to a crashed file). */
+  static resume(valueHex: string, count: number): HashChain {
+    const chain = new HashChain('');
+    chain.#value = Buffer.from(valueHex, 'hex');
+    chain.#count = count;
+    return chain;
+  }
+
   /** Adds one message given as one or more byte ranges (hashed as their concatenation). */
   add(...parts: readonly Uint8Array[]): void {
     const h = createHash('sha256').update(this.#value);

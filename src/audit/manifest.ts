@@ -17,7 +17,8 @@ const fileEntrySchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/),
   kind: z.enum(['binary', 'asciicast', 'commands']),
   bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** SHA-256 of the file's exact bytes: binary files (their gzip framing is outside the chain). */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   messages: z.number().int().nonnegative(),
   chain: z.string().regex(/^[0-9a-f]{64}$/),
 });
@@ -64,6 +65,8 @@ export const stateSchema = z.object({
   remoteAddress: z.string(),
   startedAt: z.string(),
   identity: identitySchema.optional(),
+  /** The formats asked for when the recording started (recovery honours them). */
+  formats: z.object({ binary: z.boolean(), asciicast: z.boolean() }).optional(),
 });
 export type RecordingState = z.infer<typeof stateSchema>;
 
@@ -84,7 +87,7 @@ export function publicMetadata(metadata: MetadataMap): Record<string, string> {
 export function recordingDigest(m: Pick<Manifest, 'connectionId' | 'complete' | 'files'>): string {
   const h = createHash('sha256');
   h.update(`airlock recording v1\n${m.connectionId}\n${m.complete ? 'complete' : 'incomplete'}\n`);
-  for (const f of m.files) h.update(`${f.name} ${f.kind} ${f.bytes} ${f.sha256} ${f.messages} ${f.chain}\n`);
+  for (const f of m.files) h.update(`${f.name} ${f.kind} ${f.bytes} ${f.sha256 ?? '-'} ${f.messages} ${f.chain}\n`);
   return h.digest('hex');
 }
 

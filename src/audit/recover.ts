@@ -1,16 +1,16 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { AuditType } from './events.js';
-import { textChain } from './hash-chain.js';
-import { drain, hashingTap } from './hashing-tap.js';
+import { BufferSink } from './file-sink.js';
 import { nsToIso } from './ns-clock.js';
-import { BINARY_FILE, binaryHeader, type AuditMessage } from './format/binary-format.js';
 import { HashChain } from './hash-chain.js';
-import { scanBinary } from './format/binary-reader.js';
-import { parseCast } from './format/asciicast.js';
+import { BINARY_FILE, type AuditMessage } from './format/binary-format.js';
+import { scanBinary, type BinaryScan, type SealInfo } from './format/binary-reader.js';
+import { BinaryWriter } from './format/binary-writer.js';
+import { BINARY_SPOOL_FILE, compressBinaryFile } from './format/binary-compress.js';
 import { COMMANDS_FILE } from './commands/command-log.js';
+import { RecordingDeriver, fileSinks } from './derive.js';
 import {
   MANIFEST_FILE,
   STATE_FILE,
@@ -18,154 +18,137 @@ import {
   recordingDigest,
   stateSchema,
   writeJsonDurably,
-  type ChannelEntry,
   type FileEntry,
+  type Identity,
   type Manifest,
   type RecordingState,
 } from './manifest.js';
 
-const CAST_NAME = /^channel-(\d+)\.cast$/;
-/** Chain of a binary file whose header did not even reach the disk. */
-const EMPTY_CHAIN = new HashChain(binaryHeader()).hex;
+export interface RecordingFormats {
+  /** Store the binary recording (audit.airlock). */
+  readonly binary: boolean;
+  /** Store one asciicast per session channel. */
+  readonly asciicast: boolean;
+}
 
 async function readState(dir: string): Promise<RecordingState> {
   try {
     return stateSchema.parse(JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')));
   } catch {
-    // The gateway died before the state file reached the disk: the directory name is the id.
+    // The state file never reached the disk: the directory name is the connection id.
     const s = await stat(dir);
     return { connectionId: basename(dir), remoteAddress: 'unknown', startedAt: s.birthtime.toISOString() };
   }
 }
 
-/** Cuts a text file after its last complete line (a crash can leave half a line). */
-async function repairText(path: string): Promise<Buffer> {
-  const content = await readFile(path);
-  const end = content.lastIndexOf(0x0a) + 1;
-  if (end === content.length) return content;
-  const kept = content.subarray(0, end);
-  await writeFile(path, kept);
-  return kept;
+/** Removes what an interrupted earlier attempt may have left. */
+async /** Seals the spool file of an unsealed recording directory (fast: no derivation, no compression). */
+export async function sealSpool(dir: string, reason: string): Promise<void> {
+  const spool = join(dir, BINARY_SPOOL_FILE);
+  if (existsSync(join(dir, MANIFEST_FILE)) || !existsSync(spool)) return;
+  await ensureSealed(spool, (await readState(dir)).connectionId, reason);
 }
 
-function textEntry(name: string, kind: FileEntry['kind'], content: Buffer): FileEntry {
-  const { chain, lines } = textChain(content);
-  return { name, kind, bytes: content.length, sha256: createHash('sha256').update(content).digest('hex'), messages: lines, chain };
-}
-
-class ChannelCollector {
-  readonly channels = new Map<number, ChannelEntry>();
-  readonly #ptys = new Map<number, NonNullable<ChannelEntry['pty']>>();
-  lastNs: bigint | undefined;
-  identity: Manifest['identity'];
-
-  add(m: AuditMessage): void {
-    this.lastNs = m.timestampNs;
-    const p = m.payload;
-    if (m.type === AuditType.Identity) {
-      this.identity = p as Manifest['identity'];
-      return;
-    }
-    if (m.channelId === null) return;
-    const id = m.channelId;
-    const c = this.channels.get(id);
-    switch (m.type) {
-      case AuditType.ChannelRequestPty:
-        this.#ptys.set(id, { term: String(p['term'] ?? 'xterm'), cols: Number(p['cols'] ?? 80), rows: Number(p['rows'] ?? 24) });
-        break;
-      case AuditType.ChannelRequestExec:
-      case AuditType.ChannelRequestShell:
-      case AuditType.ChannelRequestSubsystem: {
-        const kind = m.type === AuditType.ChannelRequestExec ? 'exec' : m.type === AuditType.ChannelRequestShell ? 'shell' : 'subsystem';
-        const command = kind === 'exec' ? String(p['command'] ?? '') : kind === 'subsystem' ? String(p['subsystem'] ?? '') : undefined;
-        const pty = this.#ptys.get(id);
-        this.channels.set(id, { channelId: id, kind, ...(command !== undefined ? { command } : {}), ...(pty ? { pty } : {}) });
-        break;
-      }
-      case AuditType.ExitStatus:
-        if (c) c.exit = { status: Number(p['exitStatus']) };
-        break;
-      case AuditType.ExitSignal:
-        if (c) c.exit = { signal: String(p['signal']) };
-        break;
-      default:
-    }
+async function removeDerived(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (/^channel-\d+\.cast$/.test(name) || name === COMMANDS_FILE || name.endsWith('.tmp') || name === BINARY_FILE) await rm(join(dir, name), { force: true });
   }
 }
 
 /**
- * Seals a recording that was not closed normally (the gateway was killed, or the spool filled
- * up): text files are cut after their last complete line, the binary file is kept byte for byte
- * (it ends without its in-band Seal; every message up to the cut decodes and is chained), and
- * the manifest, with `complete: false` and the reason, pins every file's size, SHA-256 and chain.
- * Needs no free space beyond the manifest. A recording already sealed is returned as it is.
+ * Gives an unsealed spool file its Seal: it is cut after its last complete message (a crash can
+ * leave half of one) and a Seal marked incomplete, with the reason, is appended on the same chain,
+ * so every earlier checkpoint still verifies. A file that has its seal is left alone.
  */
-export async function sealIncomplete(dir: string, reason: string): Promise<Manifest> {
-  if (existsSync(join(dir, MANIFEST_FILE))) return readManifest(dir);
+export async function ensureSealed(spool: string, connectionId: string, reason: string): Promise<SealInfo> {
+  let lastNs = 0n;
+  let scan: BinaryScan | undefined;
+  try {
+    scan = await scanBinary(createReadStream(spool), (m) => void (lastNs = m.timestampNs), { raw: true });
+  } catch {
+    scan = undefined; // not even a header reached the disk
+  }
+  if (scan?.seal && !scan.truncated && scan.problems.length === 0) return scan.seal;
+  const fh = await open(spool, scan ? 'r+' : 'w+');
+  try {
+    const validBytes = scan?.validBytes ?? 0;
+    await fh.truncate(validBytes);
+    const sink = new BufferSink();
+    const writer = new BinaryWriter({
+      connectionId,
+      sink,
+      writeHeader: scan === undefined,
+      ...(scan ? { chain: HashChain.resume(scan.chain, scan.messages) } : {}),
+    });
+    const { digest } = writer.seal(lastNs, { complete: false, reason });
+    await fh.write(sink.toBuffer(), 0, undefined, validBytes);
+    await fh.sync();
+    return { complete: false, reason, digest };
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Seals a recording directory on the spool, the one way for every path: after a normal close
+ * (the spool file already ends with its Seal), after a write failure, and at start-up for what
+ * a killed gateway left (`reason` says why it is incomplete). From the uncompressed spool file
+ * it derives the asciicasts and the command log, compresses the binary, writes the manifest
+ * (its presence means "sealed") and removes the spool file. Everything that reached the disk
+ * is kept. A recording already sealed is returned as it is.
+ */
+export async function sealRecording(dir: string, reason: string, formats?: RecordingFormats): Promise<Manifest> {
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const spool = join(dir, BINARY_SPOOL_FILE);
+  if (existsSync(manifestPath)) {
+    await rm(spool, { force: true });
+    return readManifest(dir);
+  }
   const state = await readState(dir);
-  const collector = new ChannelCollector();
+  const wanted: RecordingFormats = formats ?? state.formats ?? { binary: true, asciicast: false };
+  await removeDerived(dir);
   const files: FileEntry[] = [];
-  let dropped = { messages: 0, bytes: 0 };
-  let complete = false;
-  let incompleteReason: string | undefined = reason;
-
-  const binaryPath = join(dir, BINARY_FILE);
-  if (existsSync(binaryPath)) {
-    // Left as it is (no rewrite, so no extra space is needed on a full disk): the manifest pins
-    // its exact bytes, and the chain covers every message that can be decoded.
-    const { tap, result } = hashingTap();
-    const input = createReadStream(binaryPath);
-    input.on('error', (err) => tap.destroy(err));
-    const scan = await scanBinary(input.pipe(tap), (m) => collector.add(m)).catch(() => undefined);
-    await drain(tap);
-    const { bytes, sha256 } = result();
-    if (scan?.seal && scan.problems.length === 0 && !scan.truncated) {
-      // Sealed before the crash, only the manifest is missing.
-      complete = scan.seal.complete;
-      incompleteReason = complete ? undefined : (scan.seal.reason ?? reason);
-      if (scan.seal.dropped) dropped = scan.seal.dropped;
+  let seal: SealInfo = { complete: false, reason, digest: '' };
+  let identity: Identity | undefined = state.identity;
+  let lastNs: bigint | undefined;
+  let channels: Manifest['channels'] = [];
+  if (existsSync(spool)) {
+    seal = await ensureSealed(spool, state.connectionId, reason);
+    const deriver = new RecordingDeriver(fileSinks(dir), { casts: wanted.asciicast, commands: true });
+    let messages = 0;
+    await scanBinary(
+      createReadStream(spool),
+      (m: AuditMessage) => {
+        messages++;
+        lastNs = m.timestampNs;
+        if (m.type === AuditType.Identity && !identity) identity = m.payload as Identity;
+        deriver.message(m);
+      },
+      { raw: true },
+    );
+    const derived = await deriver.finish();
+    channels = derived.channels;
+    if (wanted.binary) {
+      const { bytes, sha256 } = await compressBinaryFile(spool, join(dir, BINARY_FILE));
+      files.push({ name: BINARY_FILE, kind: 'binary', bytes, sha256, messages, chain: seal.digest });
     }
-    files.push({ name: BINARY_FILE, kind: 'binary', bytes, sha256, messages: scan?.messages ?? 0, chain: scan?.chain ?? EMPTY_CHAIN });
+    files.push(...derived.files);
   }
-
-  const names = (await readdir(dir)).sort();
-  for (const name of names) {
-    const match = CAST_NAME.exec(name);
-    if (!match) continue;
-    const path = join(dir, name);
-    const content = await repairText(path);
-    try {
-      const cast = parseCast(content.toString('utf8'));
-      const channelId = Number(match[1]);
-      if (!collector.channels.has(channelId)) {
-        const title = cast.header.title;
-        collector.channels.set(channelId, { channelId, kind: title ? 'exec' : 'shell', ...(title ? { command: title } : {}) });
-      }
-      const entry = collector.channels.get(channelId);
-      if (entry) entry.cast = name;
-      files.push(textEntry(name, 'asciicast', content));
-    } catch {
-      // Not even a header line made it to the disk.
-      await rm(path, { force: true });
-    }
-  }
-  if (existsSync(join(dir, COMMANDS_FILE))) files.push(textEntry(COMMANDS_FILE, 'commands', await repairText(join(dir, COMMANDS_FILE))));
-
-  const identity = state.identity ?? collector.identity;
   const manifest: Manifest = {
     airlockRecording: 1,
     connectionId: state.connectionId,
     remoteAddress: state.remoteAddress,
     startedAt: state.startedAt,
-    endedAt: collector.lastNs !== undefined ? nsToIso(collector.lastNs) : state.startedAt,
+    endedAt: lastNs !== undefined ? nsToIso(lastNs) : state.startedAt,
     ...(identity ? { identity } : {}),
-    complete,
-    ...(incompleteReason !== undefined ? { incompleteReason } : {}),
-    dropped,
-    channels: [...collector.channels.values()].sort((a, b) => a.channelId - b.channelId),
+    complete: seal.complete,
+    ...(seal.complete ? {} : { incompleteReason: seal.reason ?? reason }),
+    dropped: seal.dropped ?? { messages: 0, bytes: 0 },
+    channels,
     files,
-    digest: recordingDigest({ connectionId: state.connectionId, complete, files }),
+    digest: recordingDigest({ connectionId: state.connectionId, complete: seal.complete, files }),
   };
   await writeJsonDurably(dir, MANIFEST_FILE, manifest);
+  await rm(spool, { force: true });
   return manifest;
 }

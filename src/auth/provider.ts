@@ -89,6 +89,18 @@ export interface AuthDecision {
    * once when the connection ends, however it ends. Must not throw.
    */
   readonly release?: () => Promise<void>;
+  /** Limits the credential puts on its sessions (SSH certificate options); absent = none. */
+  readonly session?: SessionRestrictions;
+}
+
+/** What a credential allows inside the session (OpenSSH certificate critical options/extensions). */
+export interface SessionRestrictions {
+  /** Runs instead of the requested command, shell or subsystem (`force-command`). */
+  readonly forceCommand?: string;
+  /** false = pty requests are refused (`permit-pty` absent from the certificate). */
+  readonly permitPty?: boolean;
+  /** false = port forwarding is refused (`permit-port-forwarding` absent). */
+  readonly permitPortForwarding?: boolean;
 }
 
 export interface AuthProvider {

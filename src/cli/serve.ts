@@ -1,13 +1,14 @@
 import type { Logger } from 'pino';
 import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
+import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createGateway, loadHostKeys } from '../ssh/index.js';
 import { createRecorder } from '../audit/index.js';
 import { createReaper } from '../backend/docker/index.js';
 import { systemClock } from '../core/clock.js';
 import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
-import { buildAuth, createBackend, sshOptions } from './wiring.js';
+import { buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
 import { createBrokerRuntime } from '../broker/index.js';
 
 export interface ServeFlags {
@@ -20,13 +21,15 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const config: AppConfig = path ? await loadConfigFile(path) : embeddedDefaults();
   const logger = createLogger(config.log);
   const gatewayId = newGatewayId();
+  // Only when enabled: without it nothing is measured at all. Created first so any part can report.
+  const metrics = config.metrics.enable ? createMetrics() : undefined;
   logger.info({ gatewayId, config: path ?? 'embedded defaults', pid: process.pid }, 'starting airlock');
 
   const hostKeys = await loadHostKeys(config.ssh.hostkeys, config.ssh.generatedHostKeyPath);
   // CI-debug broker: token logins (and the provisioning API, started once the SSH port is known).
   const broker = config.broker ? await createBrokerRuntime({ config: config.broker, logger, sshListen: parseListenAddress(config.ssh.listen) }) : undefined;
   const { provider, methods } = buildAuth(config, logger, broker?.tokenProvider);
-  const backend = createBackend(config, gatewayId, logger);
+  const backend = await createBackend(config, gatewayId, logger);
   await backend.ping().catch((err: unknown) => {
     // Keep serving: the engine may come up later; each login then gets the clear error line.
     const e = toAirlockError(err, 'BACKEND_UNAVAILABLE');
@@ -35,6 +38,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
 
   // Seals and queues recordings an earlier run left incomplete (crash) before serving.
   const recorder = await createRecorder(config.audit, { logger, clock: systemClock, drainTimeoutMs: config.ssh.shutdownTimeout });
+  metrics?.setAuditSource(() => recorder.stats().uploads);
   const gateway = createGateway({
     options: sshOptions(config, parseListenAddress(config.ssh.listen)),
     hostKeys,
@@ -44,19 +48,26 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     recorder,
     logger,
     clock: systemClock,
+    metrics,
   });
   broker?.attachGateway(gateway);
-  const reaper = createReaper({
-    host: config.docker.connection.host,
-    gatewayId,
-    liveConnections: () => gateway.liveConnectionIds(),
-    foreignMaxAgeMs: config.docker.reaper.foreignMaxAge,
-    logger: logger.child({ component: 'reaper' }),
-  });
+  const reaperDeps = { gatewayId, liveConnections: reaperLiveIds(gateway, backend), logger: logger.child({ component: 'reaper' }) };
+  const reaper =
+    config.backend === 'kubernetes'
+      ? (await import('../backend/kubernetes/index.js')).createKubernetesReaper({
+          ...reaperDeps,
+          connection: kubernetesConnection(config),
+          namespace: config.kubernetes.pod.metadata.namespace,
+          foreignMaxAgeMs: config.kubernetes.reaper.foreignMaxAge,
+          timeouts: config.kubernetes.timeouts,
+        })
+      : createReaper({ ...reaperDeps, host: config.docker.connection.host, foreignMaxAgeMs: config.docker.reaper.foreignMaxAge });
+  const reaperInterval = config.backend === 'kubernetes' ? config.kubernetes.reaper.interval : config.docker.reaper.interval;
   await reaper.runOnce().catch((err: unknown) => logger.warn({ err }, 'start-up reaper run failed'));
-  if (config.docker.reaper.interval > 0) reaper.start(config.docker.reaper.interval);
+  if (reaperInterval > 0) reaper.start(reaperInterval);
 
   const address = await gateway.listen();
+  const operator = await startOperatorFromConfig(config, { metrics, backend, sessionStore: broker?.store, logger });
   logger.info({ address: address.address, port: address.port, hostKeys: hostKeys.map((k) => `${k.type} ${k.source}`) }, 'listening');
   const brokerApi = broker && config.broker?.serveApi ? await broker.startApi({ sshPort: address.port }) : undefined;
   if (process.stderr.isTTY) {
@@ -64,6 +75,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     process.stderr.write(`\nAirlock is listening on ${address.address}:${address.port}\nConnect with:  ssh -p ${address.port} ${user}@${address.address === '0.0.0.0' ? '127.0.0.1' : address.address}\n\n`);
   }
   installSignalHandlers(logger, async () => {
+    operator?.setDraining(); // /readyz 503: load balancers stop sending logins
     await brokerApi?.close(); // no new sessions while draining
     await gateway.shutdown(config.ssh.shutdownTimeout);
     // Every connection is closed, so every recording is sealed; uploads get ssh.shutdownTimeout.
@@ -71,6 +83,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     await broker?.close();
     reaper.stop();
     await backend.close();
+    await operator?.close();
   });
 }
 
@@ -99,9 +112,14 @@ function installSignalHandlers(logger: Logger, shutdown: () => Promise<void>): v
   process.on('SIGINT', onSignal);
   // A bug must not leave containers behind: log it, then clean up as on SIGTERM and exit 1.
   const onCrash = (err: unknown) => {
-    logger.fatal({ err }, 'unexpected error: shutting down');
+    // Once: an error raised while logging or shutting down must not start another round.
     if (stopping) return;
     stopping = true;
+    try {
+      logger.fatal({ err }, 'unexpected error: shutting down');
+    } catch {
+      // the log destination itself may be what failed
+    }
     shutdown()
       .catch(() => undefined)
       .finally(() => {

@@ -9,8 +9,18 @@ import type { AuthMethod, AuthProvider } from '../auth/provider.js';
 import { createAuthChain } from '../auth/chain.js';
 import { createWebhookAuthProvider } from '../auth/webhook.js';
 import { createAuthorizedKeysProvider } from '../auth/authorized-keys.js';
+import { createSshCaProvider, loadTrustedCaKeys } from '../auth/ssh-ca.js';
+import { systemClock } from '../core/clock.js';
 import { createDockerBackend, type DockerBackendOptions } from '../backend/docker/index.js';
+// Types only: the Kubernetes backend (and @kubernetes/client-node, seconds to load) is imported on use.
+import type { KubernetesBackendOptions, KubernetesConnectionOptions } from '../backend/kubernetes/index.js';
+import type { Backend } from '../backend/backend.js';
+import { createSshProxyBackend, type SshProxyBackendOptions } from '../backend/sshproxy/index.js';
+import { AirlockError } from '../core/errors.js';
+import { readFileSync } from 'node:fs';
+import { IN_CLUSTER_CA_FILE, IN_CLUSTER_TOKEN_FILE } from '../config/kubernetes-schema.js';
 import type { SshOptions } from '../ssh/options.js';
+import type { SecurityPolicyConfig } from '../ssh/policy.js';
 
 /** `tokenProvider` (CI-debug broker) goes first: `ssh <token>@gateway` logs in with method "none". */
 export function buildAuth(config: AppConfig, logger: Logger, tokenProvider?: AuthProvider): { provider: AuthProvider; methods: AuthMethod[] } {
@@ -26,6 +36,18 @@ export function buildAuth(config: AppConfig, logger: Logger, tokenProvider?: Aut
   } else if (publicKey.method === 'authorizedKeys' && publicKey.authorizedKeys) {
     providers.push(createAuthorizedKeysProvider({ file: publicKey.authorizedKeys, logger: authLogger }));
     methods.push('publickey');
+  }
+  if (publicKey.trustedUserCAKeys) {
+    // After the other key providers: for a certificate they say a plain "no" and this one's reason wins.
+    providers.push(
+      createSshCaProvider({
+        trustedCaKeys: loadTrustedCaKeys(publicKey.trustedUserCAKeys),
+        ...(publicKey.revokedKeys ? { revokedKeysFile: publicKey.revokedKeys } : {}),
+        clock: systemClock,
+        logger: authLogger.child({ provider: 'ssh-ca' }),
+      }),
+    );
+    if (!methods.includes('publickey')) methods.push('publickey');
   }
   if (password.method === 'webhook' && password.webhook.url) {
     providers.push(
@@ -56,6 +78,21 @@ export function sshOptions(config: AppConfig, listen: { host: string; port: numb
     idleTimeout: ssh.idleTimeout,
     maxSessions: config.security.maxSessions,
     envAllowed: (name) => filterEnv(name, config.security.env),
+    security: securityPolicy(config.security),
+    ...(config.ssh.motd ? { motd: config.ssh.motd } : {}),
+  };
+}
+
+/** security.* → the session policy; absent modes take security.defaultMode (default "enable"). */
+export function securityPolicy(security: AppConfig['security']): SecurityPolicyConfig {
+  const fallback = security.defaultMode ?? 'enable';
+  return {
+    ...(security.forceCommand !== undefined ? { forceCommand: security.forceCommand } : {}),
+    command: { mode: security.command?.mode ?? fallback, allow: security.command?.allow ?? [] },
+    shell: { mode: security.shell?.mode ?? fallback },
+    tty: { mode: security.tty?.mode ?? fallback },
+    subsystem: { mode: security.subsystem?.mode ?? fallback, allow: security.subsystem?.allow ?? [], deny: security.subsystem?.deny ?? [] },
+    signal: { mode: security.signal?.mode ?? fallback, allow: security.signal?.allow ?? [], deny: security.signal?.deny ?? [] },
   };
 }
 
@@ -75,10 +112,105 @@ export function dockerOptions(config: AppConfig, gatewayId: string, logger: Logg
     subsystems: d.execution.subsystems,
     imagePullPolicy: d.execution.imagePullPolicy,
     timeouts: d.timeouts,
+    ...(d.pool.size > 0 ? { pool: { size: d.pool.size, ...(d.pool.image ? { image: d.pool.image } : {}) } } : {}),
     logger: logger.child({ component: 'docker' }),
   };
 }
 
-export function createBackend(config: AppConfig, gatewayId: string, logger: Logger) {
+/**
+ * What the reaper must keep: the open connections, plus the Docker warm pool's containers (their
+ * `airlock.connection` is a pool key, owned by the backend until the claiming connection removes it).
+ */
+export function reaperLiveIds(gateway: { liveConnectionIds(): ReadonlySet<string> }, backend: object): () => string[] {
+  const pool = 'poolOwnerIds' in backend && typeof backend.poolOwnerIds === 'function' ? (backend.poolOwnerIds.bind(backend) as () => string[]) : undefined;
+  return () => [...gateway.liveConnectionIds(), ...(pool ? pool() : [])];
+}
+
+export async function createBackend(config: AppConfig, gatewayId: string, logger: Logger): Promise<Backend> {
+  if (config.backend === 'kubernetes') {
+    const { createKubernetesBackend } = await import('../backend/kubernetes/index.js');
+    return createKubernetesBackend(kubernetesOptions(config, gatewayId, logger));
+  }
+  if (config.backend === 'sshproxy') return createSshProxyBackend(sshProxyOptions(config, logger));
+  // `podman` is the docker backend (the schema already pointed docker.connection.host at Podman).
   return createDockerBackend(dockerOptions(config, gatewayId, logger));
+}
+
+/** sshproxy.* → SshProxyBackendOptions; `privateKey` may be the key itself or a file holding it. */
+export function sshProxyOptions(config: AppConfig, logger: Logger): SshProxyBackendOptions {
+  const p = config.sshproxy;
+  if (!p) throw new AirlockError('CONFIG_INVALID', 'backend is "sshproxy" but there is no sshproxy section');
+  let privateKey: string | undefined;
+  if (p.privateKey !== undefined) {
+    if (p.privateKey.includes('-----BEGIN ')) privateKey = p.privateKey;
+    else {
+      try {
+        privateKey = readFileSync(p.privateKey, 'utf8');
+      } catch (err) {
+        throw new AirlockError('CONFIG_FILE_UNREADABLE', `sshproxy.privateKey: cannot read the key file ${p.privateKey}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+  const algorithms = {
+    ...(p.ciphers ? { cipher: p.ciphers } : {}),
+    ...(p.kex ? { kex: p.kex } : {}),
+    ...(p.macs ? { hmac: p.macs } : {}),
+    ...(p.hostKeyAlgos ? { serverHostKey: p.hostKeyAlgos } : {}),
+  };
+  return {
+    server: p.server,
+    port: p.port,
+    usernamePassThrough: p.usernamePassThrough,
+    ...(p.username !== undefined ? { username: p.username } : {}),
+    ...(p.password !== undefined ? { password: p.password } : {}),
+    ...(privateKey !== undefined ? { privateKey } : {}),
+    allowedHostKeyFingerprints: p.allowedHostKeyFingerprints,
+    ...(Object.keys(algorithms).length > 0 ? { algorithms } : {}),
+    timeoutMs: p.timeout,
+    clientVersion: p.clientVersion,
+    logger: logger.child({ component: 'sshproxy' }),
+  };
+}
+
+/**
+ * kubernetes.connection with the in-cluster defaults: without bearerToken, bearerTokenFile or
+ * cert the gateway authenticates as its own ServiceAccount (projected token + cluster CA).
+ */
+export function kubernetesConnection(config: AppConfig): KubernetesConnectionOptions {
+  const c = config.kubernetes.connection;
+  const inCluster = c.bearerToken === undefined && c.bearerTokenFile === undefined && c.cert === undefined;
+  const tokenFile = c.bearerTokenFile ?? (inCluster ? IN_CLUSTER_TOKEN_FILE : undefined);
+  const cacert = c.cacert ?? (inCluster ? IN_CLUSTER_CA_FILE : undefined);
+  return {
+    host: c.host,
+    qps: c.qps,
+    burst: c.burst,
+    ...(c.bearerToken !== undefined ? { bearerToken: c.bearerToken } : {}),
+    ...(tokenFile !== undefined ? { bearerTokenFile: tokenFile } : {}),
+    ...(c.cert !== undefined ? { cert: c.cert } : {}),
+    ...(c.key !== undefined ? { key: c.key } : {}),
+    ...(cacert !== undefined ? { cacert } : {}),
+  };
+}
+
+export function kubernetesOptions(config: AppConfig, gatewayId: string, logger: Logger): KubernetesBackendOptions {
+  const k = config.kubernetes;
+  return {
+    connection: kubernetesConnection(config),
+    gatewayId,
+    pod: {
+      namespace: k.pod.metadata.namespace,
+      generateName: k.pod.metadata.generateName,
+      labels: k.pod.metadata.labels,
+      annotations: k.pod.metadata.annotations,
+      spec: k.pod.spec,
+      consoleContainerNumber: k.pod.consoleContainerNumber,
+    },
+    mode: k.pod.mode,
+    ...(k.pod.shellCommand ? { shellCommand: k.pod.shellCommand } : {}),
+    idleCommand: k.pod.idleCommand,
+    subsystems: k.pod.subsystems,
+    timeouts: k.timeouts,
+    logger: logger.child({ component: 'kubernetes' }),
+  };
 }

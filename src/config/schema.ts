@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { checkPassthroughKeys, definedOnly, passthroughMap } from './docker-passthrough.js';
 import { byteSize, durationMs, envMap, httpUrl, listenAddress } from './value-parsers.js';
+import { kubernetesSchema } from './kubernetes-schema.js';
+import { sshProxySchema } from './sshproxy-schema.js';
 
 /**
  * The YAML config file. Key names follow ContainerSSH 0.5 where it has them so existing configs
@@ -57,6 +59,8 @@ export const sshSchema = z.strictObject({
   macs: z.array(z.enum(SSH_MACS)).min(1).default(['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com']),
   hostKeyAlgos: z.array(z.enum(SSH_HOST_KEY_ALGOS)).min(1).default(['ssh-ed25519']),
   banner: z.string().default(''),
+  /** Shown to interactive (shell) logins, with the recording notice and the session deadline. */
+  motd: z.string().optional(),
   serverVersion: z
     .string()
     .max(253)
@@ -91,6 +95,10 @@ const publicKeyAuthSchema = z.strictObject({
   method: authMethod(['webhook', 'authorizedKeys', 'none']),
   webhook: webhookClientSchema.prefault({}),
   authorizedKeys: text().optional(),
+  /** SSH user certificate CAs: inline public keys or files of them. Works with any method. */
+  trustedUserCAKeys: z.array(text()).min(1).optional(),
+  /** Plain revocation list file (serial:/id:/key:/sha256: lines), re-read on every login. */
+  revokedKeys: text().optional(),
 });
 
 /** Reads a nested field of a value that may not have parsed cleanly (refinements run regardless). */
@@ -149,6 +157,9 @@ export const authSchema = z
   // Cross-field rules run even when a sibling key failed, so one run reports every problem.
   .superRefine(checkAuth, { when: () => true });
 
+const DOCKER_DEFAULT_HOST = 'unix:///var/run/docker.sock';
+/** `podman system service` as root (what ContainerSSH documents for Podman). */
+export const PODMAN_DEFAULT_HOST = 'unix:///run/podman/podman.sock';
 const DOCKER_HOST = /^(?:unix:\/\/\/\S+|tcp:\/\/[^\s/:]+:\d{1,5}\/?)$/;
 
 const dockerConnectionSchema = z
@@ -156,7 +167,7 @@ const dockerConnectionSchema = z
     host: z
       .string()
       .regex(DOCKER_HOST, { message: 'must be unix:///path/to/docker.sock or tcp://host:port' })
-      .default('unix:///var/run/docker.sock'),
+      .default(DOCKER_DEFAULT_HOST),
     cert: text().optional(),
     key: text().optional(),
     cacert: text().optional(),
@@ -333,12 +344,33 @@ const reaperSchema = z.strictObject({
   foreignMaxAge: durationMs({ minMs: 1000 }).default(86_400_000),
 });
 
-export const dockerSchema = z.strictObject({
-  connection: dockerConnectionSchema.prefault({}),
-  execution: dockerExecutionSchema.prefault({}),
-  timeouts: dockerTimeoutsSchema.prefault({}),
-  reaper: reaperSchema.prefault({}),
+// Warm pool: containers started ahead of time (connection mode); see src/backend/docker/pool.ts.
+const dockerPoolSchema = z.strictObject({
+  size: z.int().min(0).max(100).default(0),
+  image: text().optional(),
 });
+
+export const dockerSchema = z
+  .strictObject({
+    connection: dockerConnectionSchema.prefault({}),
+    execution: dockerExecutionSchema.prefault({}),
+    timeouts: dockerTimeoutsSchema.prefault({}),
+    reaper: reaperSchema.prefault({}),
+    pool: dockerPoolSchema.prefault({}),
+  })
+  .superRefine(
+    (value, ctx) => {
+      const size = field(value, 'pool', 'size');
+      if (typeof size === 'number' && size > 0 && field(value, 'execution', 'mode') === 'session') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pool', 'size'],
+          message: 'the warm pool works in connection mode only — set docker.execution.mode to "connection" or docker.pool.size to 0',
+        });
+      }
+    },
+    { when: () => true },
+  );
 
 // A variable name, optionally ending in "*" for a prefix match; "*" alone matches every name.
 const ENV_PATTERN = /^(?:[^\s=*]+\*?|\*)$/;
@@ -346,7 +378,25 @@ const envPattern = z.string().regex(ENV_PATTERN, {
   message: 'must be a variable name, optionally ending in * for a prefix match (e.g. LC_*)',
 });
 
+const policyMode = z.enum(['enable', 'filter', 'disable']);
+// Absent sub-keys fall back to security.defaultMode (itself "enable"), as in ContainerSSH.
+const listPolicySchema = z.strictObject({
+  mode: policyMode.optional(),
+  allow: z.array(text()).default([]),
+  deny: z.array(text()).default([]),
+});
+
 export const securitySchema = z.strictObject({
+  defaultMode: policyMode.optional(),
+  /** Runs instead of every exec/shell/subsystem request (the request is in SSH_ORIGINAL_COMMAND). */
+  forceCommand: text().optional(),
+  /** filter = exec commands must equal an allow entry exactly. */
+  command: z.strictObject({ mode: policyMode.optional(), allow: z.array(text()).default([]) }).optional(),
+  /** filter has no list here and behaves as enable. */
+  shell: z.strictObject({ mode: policyMode.optional() }).optional(),
+  tty: z.strictObject({ mode: policyMode.optional() }).optional(),
+  subsystem: listPolicySchema.optional(),
+  signal: listPolicySchema.optional(),
   env: z
     .strictObject({
       mode: z.enum(['enable', 'filter', 'disable']).default('filter'),
@@ -618,15 +668,39 @@ export const brokerSchema = z
     { when: () => true },
   );
 
+// ContainerSSH's defaults. /healthz and /readyz are kept free so both can share one listener.
+const HTTP_PATH = /^\/[\x21-\x7e]*$/;
+
+export const metricsSchema = z.strictObject({
+  enable: z.boolean().default(false),
+  listen: listenAddress().default('0.0.0.0:9100'),
+  path: z
+    .string()
+    .regex(HTTP_PATH, { message: 'must be a URL path starting with "/" (e.g. /metrics), without spaces' })
+    .refine((p) => p !== '/healthz' && p !== '/readyz', { message: 'is reserved for the health endpoints — use e.g. /metrics' })
+    .default('/metrics'),
+});
+
+export const healthSchema = z.strictObject({
+  enable: z.boolean().default(false),
+  listen: listenAddress().default('0.0.0.0:7000'),
+});
+
 export const appConfigSchema = z
   .strictObject({
     ssh: sshSchema.prefault({}),
     auth: authSchema.prefault({}),
-    backend: z.enum(['docker']).default('docker'),
+    // podman = the docker backend and docker.* keys, defaulting to Podman's socket (see below).
+    backend: z.enum(['docker', 'podman', 'kubernetes', 'sshproxy']).default('docker'),
     docker: dockerSchema.prefault({}),
+    kubernetes: kubernetesSchema.prefault({}),
+    /** Upstream SSH server for `backend: sshproxy`; required then. */
+    sshproxy: sshProxySchema.optional(),
     security: securitySchema.prefault({}),
     audit: auditSchema.prefault({}),
     log: logSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
+    health: healthSchema.prefault({}),
     /** CI-debug broker: token logins, and the provisioning API in `airlock serve`. Absent = off. */
     broker: brokerSchema.optional(),
   })
@@ -634,7 +708,12 @@ export const appConfigSchema = z
     (value, ctx) => {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) return; // reported by the object check
       const none = (m: unknown) => m === 'none' || m === '' || m === undefined;
-      if (none(field(value, 'auth', 'password', 'method')) && none(field(value, 'auth', 'publicKey', 'method')) && field(value, 'broker') === undefined) {
+      if (
+        none(field(value, 'auth', 'password', 'method')) &&
+        none(field(value, 'auth', 'publicKey', 'method')) &&
+        field(value, 'auth', 'publicKey', 'trustedUserCAKeys') === undefined &&
+        field(value, 'broker') === undefined
+      ) {
         ctx.addIssue({
           code: 'custom',
           path: ['auth'],
@@ -646,6 +725,20 @@ export const appConfigSchema = z
       }
     },
     { when: () => true },
+  )
+  .superRefine(
+    (value, ctx) => {
+      if (field(value, 'backend') === 'sshproxy' && field(value, 'sshproxy') === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['sshproxy'], message: 'required when backend is "sshproxy" — set at least sshproxy.server, allowedHostKeyFingerprints, username and privateKey or password' });
+      }
+    },
+    { when: () => true },
+  )
+  .transform((config) =>
+    // `backend: podman` without a host means Podman's rootful API socket, not Docker's default.
+    config.backend === 'podman' && config.docker.connection.host === DOCKER_DEFAULT_HOST
+      ? { ...config, docker: { ...config.docker, connection: { ...config.docker.connection, host: PODMAN_DEFAULT_HOST } } }
+      : config,
   );
 
 export type AppConfig = z.output<typeof appConfigSchema>;
@@ -655,8 +748,12 @@ export type SshConfig = AppConfig['ssh'];
 export type AuthConfig = AppConfig['auth'];
 export type DockerConfig = AppConfig['docker'];
 export type DockerExecutionConfig = DockerConfig['execution'];
+export type KubernetesConfig = AppConfig['kubernetes'];
+export type { SshProxyConfig } from './sshproxy-schema.js';
 export type SecurityConfig = AppConfig['security'];
 export type EnvPolicy = SecurityConfig['env'];
 export type LogConfig = AppConfig['log'];
+export type MetricsConfig = AppConfig['metrics'];
+export type HealthConfig = AppConfig['health'];
 export type AuditConfig = AppConfig['audit'];
 export type BrokerConfig = z.output<typeof brokerSchema>;

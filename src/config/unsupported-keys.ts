@@ -21,10 +21,6 @@ const V04_AUTH: UnsupportedKey = {
 export const UNSUPPORTED_SECTIONS: Readonly<Record<string, UnsupportedKey>> = {
   configserver: NOT_YET,
   cleanupserver: NOT_YET,
-  kubernetes: NOT_YET,
-  sshproxy: NOT_YET,
-  metrics: NOT_YET,
-  health: NOT_YET,
   geoip: NOT_YET,
   dockerrun: { why: 'removed in ContainerSSH 0.5', fix: 'move its settings to the docker section' },
   kuberun: { why: 'removed in ContainerSSH 0.5', fix: 'remove it' },
@@ -37,9 +33,19 @@ const WEBHOOK_CLIENT_KEYS = Object.fromEntries(
   ),
 );
 
+// ContainerSSH's TLS options of its metrics and health HTTP servers (Airlock serves plain HTTP:
+// put a TLS proxy in front or keep the listeners on a private address).
+const OPERATOR_TLS_KEYS = Object.fromEntries(
+  ['metrics', 'health'].flatMap((server) =>
+    ['cert', 'key', 'clientcacert', 'tlsVersion', 'curves', 'cipher'].map((key) => [`${server}.${key}`, NOT_YET]),
+  ),
+);
+
 /** Dotted paths below the top level. */
 export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
   ...WEBHOOK_CLIENT_KEYS,
+  ...OPERATOR_TLS_KEYS,
+  'health.client': { why: 'Airlock has no healthcheck client command', fix: 'remove it (probe GET /healthz or /readyz with curl or your orchestrator)' },
   'ssh.allowedProxies': NOT_YET,
   'auth.keyboardInteractive': NOT_YET,
   'auth.gssapi': NOT_YET,
@@ -56,14 +62,24 @@ export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
   'docker.execution.agentPath': NO_AGENT,
   'docker.execution.disableAgent': NO_AGENT,
   'docker.execution.exposeAuthMetadataAsEnv': NOT_YET,
-  'security.defaultMode': NOT_YET,
-  'security.forceCommand': NOT_YET,
-  'security.command': NOT_YET,
-  'security.shell': NOT_YET,
-  'security.subsystem': NOT_YET,
+  'kubernetes.pod.agentPath': NO_AGENT,
+  'kubernetes.pod.disableAgent': NO_AGENT,
+  ...Object.fromEntries(
+    ['exposeAuthMetadataAsEnv', 'exposeAuthMetadataAsLabels', 'exposeAuthMetadataAsAnnotations'].map((key) => [
+      `kubernetes.pod.${key}`,
+      { fix: 'remove it (non-sensitive auth metadata always becomes airlock.meta.* annotations, and labels where the value fits a label)' },
+    ]),
+  ),
+  ...Object.fromEntries(
+    ['certFile', 'keyFile', 'cacertFile'].map((key) => [`kubernetes.connection.${key}`, { fix: `use kubernetes.connection.${key.replace('File', '')}: it takes PEM text or a file path` }]),
+  ),
+  'kubernetes.connection.insecure': { why: 'Airlock always verifies the API server certificate', fix: 'set kubernetes.connection.cacert' },
+  'kubernetes.connection.serverName': NOT_YET,
+  'kubernetes.connection.username': { why: 'basic auth was removed from Kubernetes', fix: 'use bearerToken(File) or cert/key' },
+  'kubernetes.connection.password': { why: 'basic auth was removed from Kubernetes', fix: 'use bearerToken(File) or cert/key' },
+  'kubernetes.connection.timeout': { fix: 'use kubernetes.timeouts.http' },
+  'kubernetes.execution': { why: 'the Kubernetes settings are under kubernetes.pod', fix: 'use kubernetes.pod.mode / idleCommand / shellCommand / subsystems' },
   'security.forwarding': NOT_YET,
-  'security.tty': NOT_YET,
-  'security.signal': NOT_YET,
   'log.syslog': NOT_YET,
   'audit.intercept.forwarding': { why: 'port forwarding is not supported yet, so there is nothing to record' },
   'audit.s3.cacert': { fix: 'remove it (the system CA store is used for https endpoints)' },
@@ -72,7 +88,6 @@ export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
 
 /** Values of known keys that ContainerSSH accepts and Airlock does not implement yet. */
 export const UNSUPPORTED_VALUES: Readonly<Record<string, readonly string[]>> = {
-  backend: ['kubernetes', 'sshproxy'],
   'log.destination': ['syslog'],
   'auth.password.method': ['kerberos'],
 };

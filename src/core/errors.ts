@@ -52,6 +52,24 @@ export const ERROR_CODES = {
   AUDIT_SPOOL_IN_USE: { kind: 'system', userMessage: 'the recording spool is used by another gateway' },
   RECORDING_NOT_FOUND: { kind: 'user', userMessage: 'the recording does not exist' },
   RECORDING_INVALID: { kind: 'user', userMessage: 'the recording is damaged or was modified' },
+  // Operator listener (metrics.*, health.*)
+  OPERATOR_LISTEN_FAILED: { kind: 'system', userMessage: 'the gateway\'s metrics or health listener could not start' },
+  // SSH user certificates (src/auth/ssh-ca.ts)
+  CERT_INVALID: { kind: 'user', userMessage: 'the SSH certificate is malformed or its signature is invalid' },
+  CERT_UNTRUSTED_CA: { kind: 'user', userMessage: 'the SSH certificate is not signed by a trusted CA' },
+  CERT_EXPIRED: { kind: 'user', userMessage: 'the SSH certificate has expired' },
+  CERT_NOT_YET_VALID: { kind: 'user', userMessage: 'the SSH certificate is not valid yet; check the clocks' },
+  CERT_PRINCIPAL_MISMATCH: { kind: 'user', userMessage: 'the SSH certificate does not list this user name as a principal' },
+  CERT_REVOKED: { kind: 'user', userMessage: 'the SSH certificate or key has been revoked' },
+  CERT_SOURCE_ADDRESS: { kind: 'user', userMessage: 'the SSH certificate may not be used from this address' },
+  CERT_OPTION_UNSUPPORTED: { kind: 'user', userMessage: 'the SSH certificate has a critical option the gateway does not understand' },
+  CERT_NOT_USER: { kind: 'user', userMessage: 'the SSH certificate is not a user certificate' },
+  // Kubernetes backend (src/backend/kubernetes)
+  POD_UNSCHEDULABLE: { kind: 'system', userMessage: 'no cluster node can run the container right now; try again later' },
+  BACKEND_FORBIDDEN: { kind: 'system', userMessage: 'the gateway is not allowed to start containers; tell the operator' },
+  // SSH proxy backend (src/backend/sshproxy)
+  UPSTREAM_HOST_KEY_REJECTED: { kind: 'system', userMessage: "the upstream SSH server's host key is not trusted; tell the operator" },
+  UPSTREAM_AUTH_FAILED: { kind: 'system', userMessage: 'the gateway could not log in to the upstream SSH server; tell the operator' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

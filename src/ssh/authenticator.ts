@@ -2,6 +2,7 @@ import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthDecision, AuthMethod, AuthProvider, AuthRequest, Credential, PublicKeyCredential } from '../auth/provider.js';
 import { describePublicKey, verifyUserauthSignature } from '../auth/public-key.js';
+import { isCertificateAlgorithm, verifyCertificateUserauthSignature } from '../auth/ssh-ca.js';
 import { mergeMaps } from '../auth/metadata-merge.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import type { ConnectionRecording } from '../audit/recorder.js';
@@ -9,6 +10,7 @@ import { AuditType } from '../audit/events.js';
 import type { MetadataMap } from '../backend/backend.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { sendAuthBanner } from './auth-banner.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 
 export interface AuthenticatedIdentity {
   readonly loginUsername: string;
@@ -32,6 +34,7 @@ export interface AuthenticatorDeps {
   readonly onAuthenticated: (identity: AuthenticatedIdentity) => void;
   /** Too many failures: the connection must be dropped. */
   readonly onTooManyFailures: () => void;
+  readonly metrics?: GatewayMetrics;
 }
 
 const AUDIT = {
@@ -188,9 +191,12 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
       return;
     }
     deps.recording.event(attemptType, null, { username, fingerprint });
+    // Certificates: the signature is made by the certified key inside the cert (ssh-ca.ts).
     const signatureOk =
       ctx.blob !== undefined &&
-      verifyUserauthSignature({ blob: ctx.key.data, signature: ctx.signature, signedData: ctx.blob, hashAlgo: ctx.hashAlgo });
+      (isCertificateAlgorithm(ctx.key.algo)
+        ? verifyCertificateUserauthSignature(ctx.key.data, ctx.signature, ctx.blob)
+        : verifyUserauthSignature({ blob: ctx.key.data, signature: ctx.signature, signedData: ctx.blob, hashAlgo: ctx.hashAlgo }));
     if (!signatureOk) {
       const bad: AuthDecision = { outcome: 'reject', reason: 'AUTH_SIGNATURE_INVALID' };
       logAttempt(username, 'publickey', bad, started, fingerprint);
@@ -218,6 +224,7 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
       durationMs: Date.now() - started,
       ...(fingerprint ? { fingerprint } : {}),
     };
+    deps.metrics?.authAttempt(method, decision.outcome, fields.durationMs);
     if (decision.outcome === 'error') logger.error(fields, 'authentication backend error');
     else logger.info(fields, decision.outcome === 'accept' ? 'authentication succeeded' : 'authentication rejected');
   }

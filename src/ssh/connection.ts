@@ -10,7 +10,10 @@ import { newConnectionId } from '../core/ids.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
+import { createSessionPolicy, PERMISSIVE_SECURITY } from './policy.js';
+import { loginNotice } from './login-notice.js';
 import type { SshOptions } from './options.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 
 export interface ConnectionDeps {
   readonly options: SshOptions;
@@ -20,6 +23,8 @@ export interface ConnectionDeps {
   readonly recorder: Recorder;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Prometheus metrics (metrics.enable); absent = not measured. */
+  readonly metrics?: GatewayMetrics;
 }
 
 /** A connection as the gateway sees it: enough to list it, drain it and wait for its cleanup. */
@@ -61,6 +66,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   const connectionId = newConnectionId();
   const remoteAddress = `${clientInfo.ip}:${clientInfo.port}`;
   const logger = deps.logger.child({ connectionId });
+  const meter = deps.metrics?.connectionAccepted(client);
   let auditFailure: AirlockError | undefined;
   let recording: ConnectionRecording;
   try {
@@ -135,6 +141,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   });
 
   client.on('handshake', (negotiated) => {
+    meter?.handshake();
     recording.event(AuditType.HandshakeSuccessful, null, { kex: negotiated.kex, cipher: negotiated.cs.cipher });
   });
 
@@ -149,6 +156,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     logger,
     recording,
     signal: abort.signal,
+    metrics: deps.metrics,
     onAuthenticated: (id) => (identity = id),
     onTooManyFailures: () => closeClient(),
   });
@@ -161,9 +169,12 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       return;
     }
     const info = connectionInfo(connectionId, remoteAddress, clientInfo.header.identRaw, identity);
+    const sessionPolicy = createSessionPolicy(deps.options.security ?? PERMISSIVE_SECURITY, identity.decision.session);
     recording.identify(info);
     logger.info({ username: info.username, loginUsername: loggableLoginName(info.loginUsername), method: identity.method }, 'connection authenticated');
+    meter?.authenticated();
     workload = auditFailure ? Promise.reject(auditFailure) : deps.backend.openConnection(info, abort.signal);
+    if (meter && !auditFailure) workload = meter.workload(workload);
     // Errors surface on the first session channel; keep the rejection from going unhandled.
     workload.catch((err: unknown) => {
       const e = toAirlockError(err, 'CONTAINER_START_FAILED');
@@ -191,6 +202,14 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         session: accept(),
         workload: () => workload ?? Promise.reject(new Error('not authenticated')),
         envAllowed: deps.options.envAllowed,
+        policy: sessionPolicy,
+        loginNotice: () =>
+          loginNotice({
+            ...(deps.options.motd ? { motd: deps.options.motd } : {}),
+            recorded: recording.capturesIo,
+            ...(info.deadline ? { deadline: info.deadline } : {}),
+            now: Date.now(),
+          }),
         logger: logger.child({ channelId }),
         recording,
         onActivity,
@@ -240,6 +259,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     recording.event(AuditType.Disconnect, null, { reason: why });
     await recording.close().catch((err: unknown) => logger.error({ err }, 'recording close failed'));
     await released;
+    meter?.closed();
     logger.info({ reason: why }, 'connection closed');
     resolveClosed();
   };

@@ -1,3 +1,5 @@
+import type { SecurityPolicyConfig } from './policy.js';
+
 /** What the SSH layer needs from configuration (cli/ maps the config file onto this). */
 export interface SshOptions {
   readonly listenHost: string;
@@ -22,4 +24,8 @@ export interface SshOptions {
   readonly maxSessions: number;
   /** Decides whether an `env` request may set a variable. */
   readonly envAllowed: (name: string) => boolean;
+  /** security.* session policy (command/shell/tty/subsystem/signal, forceCommand); absent = allow all. */
+  readonly security?: SecurityPolicyConfig;
+  /** ssh.motd: shown to interactive logins with the recording and deadline notices. */
+  readonly motd?: string;
 }

@@ -5,6 +5,7 @@ import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec } 
 import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
+import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 
 export interface SessionChannelDeps {
   readonly channelId: number;
@@ -12,6 +13,10 @@ export interface SessionChannelDeps {
   /** Resolves to the connection's workload (started once at login, shared by its channels). */
   readonly workload: () => Promise<BackendConnection>;
   readonly envAllowed: (name: string) => boolean;
+  /** security.* config plus the credential's restrictions; absent = everything allowed. */
+  readonly policy?: SessionPolicy;
+  /** Login notice (motd, recording, deadline) written before an interactive shell starts. */
+  readonly loginNotice?: () => string;
   readonly logger: Logger;
   readonly recording: ConnectionRecording;
   /** Called on every chunk in either direction (idle timer). */
@@ -44,10 +49,19 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
   let proc: Process | undefined;
   let closed = false;
   const pendingLines: string[] = [];
+  const policy = deps.policy ?? createSessionPolicy(PERMISSIVE_SECURITY);
 
-  session.on('pty', (accept, _reject, info) => {
+  session.on('pty', (accept, reject, info) => {
+    const answer = policy.pty();
+    recording.event(AuditType.ChannelRequestPty, channelId, { term: info.term, cols: info.cols, rows: info.rows, allowed: answer.allowed });
+    if (!answer.allowed) {
+      // OpenSSH goes on without a terminal; the line tells the user why.
+      logger.info({ channelId, code: 'POLICY_DENIED', request: 'pty' }, 'pty request refused by policy');
+      pendingLines.push(answer.message + '\r\n');
+      reject?.();
+      return;
+    }
     pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
-    recording.event(AuditType.ChannelRequestPty, channelId, { term: pty.term, cols: pty.cols, rows: pty.rows });
     accept?.();
   });
 
@@ -77,7 +91,9 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
 
   session.on('signal', (accept, reject, info) => {
     recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
-    if (!proc) {
+    const answer = policy.signal(info.name);
+    if (!proc || !answer.allowed) {
+      if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
       reject?.();
       return;
     }
@@ -117,7 +133,22 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     started = true;
     channel = accept();
     for (const line of pendingLines.splice(0)) channel.stderr.write(line);
-    void run(channel, { channelId, kind, command, env: { ...env }, ...(pty ? { pty } : {}) });
+    const decision = policy.program(kind, command);
+    if (!decision.allowed) {
+      logger.info({ channelId, code: 'POLICY_DENIED', kind, command }, 'session request refused by policy');
+      channel.stderr.write(decision.message + '\r\n');
+      channel.exit(GATEWAY_FAILURE_STATUS);
+      channel.end();
+      return;
+    }
+    // A forced command hides the request from the workload except as SSH_ORIGINAL_COMMAND (as sshd does).
+    const programEnv = decision.originalCommand !== undefined ? { ...env, SSH_ORIGINAL_COMMAND: decision.originalCommand } : { ...env };
+    if (kind === 'shell') {
+      const notice = deps.loginNotice?.() ?? '';
+      if (notice !== '') channel.write(notice);
+    }
+    if (decision.command !== command || decision.kind !== kind) logger.info({ channelId, kind, forced: true }, 'forced command replaces the request');
+    void run(channel, { channelId, kind: decision.kind, command: decision.command, env: programEnv, ...(pty ? { pty } : {}) });
   }
 
   async function run(ch: ServerChannel, request: ProcessRequest): Promise<void> {

@@ -52,7 +52,7 @@ describe('gateway killed mid-session', () => {
     const connectionId = String(first.logs.find((l) => l.msg === 'connection authenticated')?.['connectionId']);
     assert.equal(await first.stop('SIGKILL'), null);
     await clientExit;
-    assert.ok(existsSync(join(spool.path, connectionId, 'audit.airlock')));
+    assert.ok(existsSync(join(spool.path, connectionId, 'audit.airlock.spool')));
     assert.ok(!existsSync(join(spool.path, connectionId, 'manifest.json')), 'not sealed: the gateway died');
 
     const second = await keyGateway(fx, audit);

@@ -17,7 +17,7 @@ import { assertNoGatewayLeaks, type LogLine, type TestGateway } from '../helpers
 import { ensureTestImage } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
 import { airlock } from '../helpers/airlock-cli.js';
-import { AuditType, parseManifest, scanBinary, type Manifest } from '../../src/audit/index.js';
+import { AuditType, listLocal, parseManifest, scanBinary, type Manifest } from '../../src/audit/index.js';
 import type { AuditMessage } from '../../src/audit/format/binary-format.js';
 
 const run = promisify(execFile);
@@ -195,24 +195,14 @@ describe('audit through the gateway (file storage, both formats)', () => {
     const none = await airlock(['audit', 'ls', storage.path, '--user', 'mallory']);
     assert.equal(none.stdout, '');
     assert.match(none.stderr, /no recordings match/);
-    const json = await airlock(['audit', 'ls', storage.path, '--json']);
-    const shellDir = json.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Manifest & { location: string })
-      .find((m) => m.channels.some((c) => c.kind === 'shell'))?.location;
+    const shellDir = (await listLocal(storage.path)).find((r) => r.manifest.channels.some((c) => c.kind === 'shell'))?.location;
     assert.ok(shellDir);
 
+    // --speed 0: no pauses (pacing itself is unit-tested in audit-replay.test.ts).
     const replay = await airlock(['audit', 'replay', shellDir, '--speed', '0']);
     assert.equal(replay.code, 0, replay.stderr);
     assert.match(replay.stdout, /typed-42/);
     assert.match(replay.stderr, /replaying channel 0/);
-    // Real pace, sped up: the recording lasts seconds; at 1000x it takes well under that.
-    const start = Date.now();
-    const fast = await airlock(['audit', 'replay', join(shellDir, 'audit.airlock'), '--speed', '1000']);
-    assert.equal(fast.code, 0, fast.stderr);
-    assert.match(fast.stdout, /fixed-line/);
-    assert.ok(Date.now() - start < 15_000);
 
     const exported = await airlock(['audit', 'export', join(shellDir, 'audit.airlock'), '--format', 'cast']);
     assert.equal(exported.code, 0, exported.stderr);

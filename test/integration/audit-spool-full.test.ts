@@ -44,7 +44,7 @@ describe('spool disk full', () => {
     await ensureTestImage();
     fx = await keyFixture();
     mount = await tempDir('airlock-tmpfs-');
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount.path]);
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mount.path]);
   });
   after(async () => {
     for (const gw of gateways) await gw.stop();
@@ -79,10 +79,12 @@ describe('spool disk full', () => {
 
     // A session whose output fills the disk: it is never slowed or cut; the recording stops.
     const ballast = join(mount.path, 'ballast');
-    await writeFile(ballast, Buffer.alloc(1024 * 1024));
-    const big = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo filling; head -c 6000000 /dev/urandom' });
+    // The ballast stands for space an operator frees later: it must exceed what the recording
+    // wrote before the disk filled, since sealing compresses that into a new file.
+    await writeFile(ballast, Buffer.alloc(5 * 1024 * 1024));
+    const big = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo filling; head -c 8000000 /dev/urandom' });
     assert.equal(big.code, 0, big.stderr);
-    assert.equal(big.stdout.length, 'filling\n'.length + 6_000_000);
+    assert.equal(big.stdout.length, 'filling\n'.length + 8_000_000);
     const failed = await gw.waitForLog((l) => l['code'] === 'AUDIT_SPOOL_WRITE_FAILED' && l['errno'] === 'ENOSPC');
     const connectionId = String(failed['connectionId']);
     const after = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'true' });

@@ -186,9 +186,11 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     assert.match(r.stderr, /token has expired.*\[TOKEN_EXPIRED\]/);
     assert.match(r.stderr, /Permission denied/);
     assert.ok((await gw.containers()).length <= before, 'no container for an expired token');
+    await gw.waitForIdle();
   });
 
   it('a token from another broker (another key) is refused with no container', async () => {
+    await gw.waitForIdle();
     const { privateKey } = generateKeyPairSync('ed25519');
     const now = Math.floor(Date.now() / 1000);
     const foreign = await new SignJWT({})

@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BinaryWriter } from '../../src/audit/format/binary-writer.js';
+import { compressBinaryBuffer } from '../../src/audit/format/binary-compress.js';
 import { scanBinary } from '../../src/audit/format/binary-reader.js';
 import { BINARY_HEADER_LENGTH, binaryHeader, parseBinaryHeader, type AuditMessage } from '../../src/audit/format/binary-format.js';
 import { IoMessageEncoder, cborItemEnd, decodeCbor, encodeCbor } from '../../src/audit/format/cbor.js';
@@ -21,12 +22,13 @@ async function sample(): Promise<{ file: Buffer; digest: string }> {
   w.event(T0 + 2n, AuditType.ChannelRequestExec, 0, { command: 'ls -la' });
   w.io(T0 + 3n, 0, 1, Buffer.from('total 0\n'));
   w.commit();
-  await w.checkpoint(T0 + 4n);
+  w.checkpoint(T0 + 4n);
   w.io(T0 + 5n, 0, 2, NOISE);
   w.io(T0 + 6n, 0, 0, Buffer.from([0, 1, 2, 255]));
   w.event(T0 + 7n, AuditType.ExitStatus, 0, { exitStatus: 0 });
-  const { digest } = await w.seal(T0 + 8n, { complete: true });
-  return { file: sink.toBuffer(), digest };
+  const { digest } = w.seal(T0 + 8n, { complete: true });
+  // The recorder writes messages uncompressed to the spool and gzips them once sealed.
+  return { file: compressBinaryBuffer(sink.toBuffer()), digest };
 }
 
 async function messagesOf(file: Buffer): Promise<AuditMessage[]> {
@@ -93,13 +95,28 @@ describe('binary recording format', () => {
     assert.throws(() => cborItemEnd(Buffer.from([0xff]), 0), /break/);
   });
 
-  it('a recording cut short (crash) is readable up to the cut and reported as truncated', async () => {
+  it('a recording cut short is readable up to the cut and reported as truncated (gzip and spool form)', async () => {
     const { file } = await sample();
     const cut = file.subarray(0, file.length - 30);
     const scan = await scanBinary([cut]);
     assert.equal(scan.truncated, true);
     assert.equal(scan.seal, undefined);
     assert.ok(scan.messages >= 5, `decoded ${scan.messages} messages`);
+
+    const sink = new BufferSink();
+    const w = new BinaryWriter({ connectionId: 'c1', sink, writeHeader: true });
+    w.event(T0, AuditType.Connect, null, {});
+    w.io(T0 + 1n, 0, 1, Buffer.from('partial'));
+    w.commit();
+    const spool = sink.toBuffer();
+    const raw = await scanBinary([spool.subarray(0, spool.length - 3)], undefined, { raw: true });
+    assert.equal(raw.messages, 1);
+    assert.equal(raw.truncated, true);
+    const one = new BufferSink();
+    const w1 = new BinaryWriter({ connectionId: 'c1', sink: one, writeHeader: true });
+    w1.event(T0, AuditType.Connect, null, {});
+    w1.commit();
+    assert.equal(raw.validBytes, one.toBuffer().length, 'where recovery cuts: after the last complete message');
   });
 
   it('on its own, detects modified content or header bytes, reordered messages and appended data', async () => {
@@ -129,14 +146,7 @@ describe('binary recording format', () => {
       raws.push(Buffer.from(raw));
     });
     [raws[1], raws[2]] = [raws[2] as Buffer, raws[1] as Buffer];
-    const sink = new BufferSink();
-    const w = new BinaryWriter({ connectionId: 'c1', sink, writeHeader: true });
-    const sealRaw = raws.pop() as Buffer;
-    for (const r of raws) w.raw(r);
-    w.raw(sealRaw);
-    w.destroy();
-    const { gzipSync } = await import('node:zlib');
-    const rebuilt = Buffer.concat([binaryHeader(), gzipSync(Buffer.concat([...raws, sealRaw]), { level: 1 })]);
+    const rebuilt = compressBinaryBuffer(Buffer.concat([binaryHeader(), ...raws]));
     const reordered = await scanBinary([rebuilt]);
     assert.ok(reordered.problems.some((p) => /does not match the hash chain/.test(p)), reordered.problems.join('; '));
   });

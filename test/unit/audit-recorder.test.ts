@@ -13,7 +13,7 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { pino, type Logger } from 'pino';
 import { parseConfig } from '../../src/config/index.js';
 import type { AuditConfig } from '../../src/config/schema.js';
-import { AuditType, CRASH_REASON, createRecorder, localSource, parseCast, parseCommandLog, parseManifest, verifyRecording } from '../../src/audit/index.js';
+import { AuditType, CRASH_REASON, createRecorder, localSource, parseCast, parseCommandLog, parseManifest, scanBinary, verifyRecording } from '../../src/audit/index.js';
 import type { ConnectionInfo } from '../../src/backend/backend.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -218,7 +218,7 @@ describe('recorder (file storage)', () => {
     `;
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(child.signal, 'SIGKILL', child.stderr);
-    assert.ok(existsSync(join(dir, '.spool', 'crashed1', 'audit.airlock')));
+    assert.ok(existsSync(join(dir, '.spool', 'crashed1', 'audit.airlock.spool')), 'the uncompressed spool file');
     assert.ok(!existsSync(join(dir, '.spool', 'crashed1', 'manifest.json')));
 
     const { logger, lines } = capture();
@@ -235,5 +235,11 @@ describe('recorder (file storage)', () => {
     const v = await verifyRecording(localSource(rec), manifest.digest);
     assert.deepEqual(v.problems, []);
     assert.equal(v.complete, false);
+    // The binary is self-contained: its own seal says incomplete, with the reason.
+    const scan = await scanBinary([readFileSync(join(rec, 'audit.airlock'))]);
+    assert.deepEqual(scan.problems, []);
+    assert.equal(scan.truncated, false);
+    assert.equal(scan.seal?.complete, false);
+    assert.equal(scan.seal?.reason, CRASH_REASON);
   });
 });

@@ -87,6 +87,20 @@ const DEFAULTS: AppConfig = {
     },
     timeouts: { containerStart: 60_000, containerStop: 10_000, commandStart: 60_000, signal: 10_000, window: 10_000, http: 15_000 },
     reaper: { interval: 60_000, foreignMaxAge: 86_400_000 },
+    pool: { size: 0 },
+  },
+  kubernetes: {
+    connection: { host: 'https://kubernetes.default.svc', qps: 5, burst: 10 },
+    pod: {
+      metadata: { namespace: 'default', generateName: 'airlock-', labels: {}, annotations: {} },
+      spec: { containers: [{ name: 'shell', image: 'airlock-demo:latest' }] },
+      consoleContainerNumber: 0,
+      mode: 'connection',
+      idleCommand: ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"],
+      subsystems: { sftp: '/usr/lib/openssh/sftp-server' },
+    },
+    timeouts: { podStart: 60_000, podStop: 60_000, commandStart: 60_000, signal: 10_000, window: 10_000, http: 15_000 },
+    reaper: { interval: 60_000, foreignMaxAge: 86_400_000 },
   },
   security: {
     env: { mode: 'filter', allow: ['LANG', 'LC_*', 'TERM', 'TZ', 'COLORTERM'], deny: [] },
@@ -110,6 +124,8 @@ const DEFAULTS: AppConfig = {
     queueSize: 64 * 1024 * 1024,
   },
   log: { level: 'info', format: 'ljson', destination: 'stdout' },
+  metrics: { enable: false, listen: '0.0.0.0:9100', path: '/metrics' },
+  health: { enable: false, listen: '0.0.0.0:7000' },
 };
 
 describe('config defaults', () => {
@@ -313,6 +329,16 @@ describe('config errors name the key and the fix', () => {
     ]);
   });
 
+  test('docker.pool: size and image parse; the pool refuses session mode and sizes out of range', () => {
+    assert.deepEqual(parse({ docker: { pool: { size: 3, image: 'busybox:1' } } }).docker.pool, { size: 3, image: 'busybox:1' });
+    assert.deepEqual(problemsOf({ docker: { pool: { size: 2 }, execution: { mode: 'session' } } }), [
+      'docker.pool.size: the warm pool works in connection mode only — set docker.execution.mode to "connection" or docker.pool.size to 0',
+    ]);
+    assert.equal(problemsOf({ docker: { pool: { size: -1 } } }).length, 1);
+    assert.equal(problemsOf({ docker: { pool: { size: 101 } } }).length, 1);
+    assert.equal(problemsOf({ docker: { pool: { sise: 1 } } })[0], 'docker.pool.sise: unknown key — remove it or check the spelling (did you mean "size"?)');
+  });
+
   test('webhook method without url', () => {
     assert.deepEqual(problemsOf({ auth: { password: { method: 'webhook' } } }), [
       'auth.password.webhook.url: required when auth.password.method is "webhook" — set it to the webhook base URL (e.g. http://auth:8080)',
@@ -334,15 +360,34 @@ describe('config errors name the key and the fix', () => {
     assert.match(lines[0] ?? '', /auth\.password\.method to "webhook"/);
   });
 
-  for (const section of ['configserver', 'kubernetes', 'sshproxy', 'metrics', 'health', 'geoip']) {
+  for (const section of ['configserver', 'sshproxy', 'geoip']) {
     test(`top-level ${section} is "not supported yet", not ignored`, () => {
       assert.deepEqual(problemsOf({ [section]: {} }), [`${section}: not supported yet by this Airlock version — remove it`]);
     });
   }
 
+  test('metrics and health: ContainerSSH keys, defaults, and what is refused', () => {
+    const config = parse({ metrics: { enable: true, listen: ':9200' }, health: { enable: true, listen: '127.0.0.1:0' } });
+    assert.deepEqual(config.metrics, { enable: true, listen: '0.0.0.0:9200', path: '/metrics' });
+    assert.deepEqual(config.health, { enable: true, listen: '127.0.0.1:0' });
+    assert.deepEqual(problemsOf({ metrics: { path: '/readyz', listen: 'nope' }, health: { enable: 'yes' } }), [
+      'metrics.listen: must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:2222 (got "nope")',
+      'metrics.path: is reserved for the health endpoints — use e.g. /metrics',
+      'health.enable: must be true or false (got "yes")',
+    ]);
+    assert.deepEqual(problemsOf({ metrics: { path: 'metrics' } }), [
+      'metrics.path: must be a URL path starting with "/" (e.g. /metrics), without spaces',
+    ]);
+    // ContainerSSH's TLS and healthcheck-client keys: known, not implemented, so not silently ignored.
+    assert.deepEqual(problemsOf({ metrics: { cert: 'c.pem' }, health: { client: { url: 'http://127.0.0.1:7000/' } } }), [
+      'metrics.cert: not supported yet by this Airlock version — remove it',
+      'health.client: Airlock has no healthcheck client command — remove it (probe GET /healthz or /readyz with curl or your orchestrator)',
+    ]);
+  });
+
   test('known ContainerSSH keys and values Airlock lacks are reported as not supported', () => {
-    assert.deepEqual(problemsOf({ security: { forwarding: {} }, backend: 'kubernetes' }), [
-      'backend: "kubernetes" is not supported yet by this Airlock version — use docker',
+    assert.deepEqual(problemsOf({ security: { forwarding: {} }, backend: 'sshproxy' }), [
+      'backend: "sshproxy" is not supported yet by this Airlock version — use docker or kubernetes',
       'security.forwarding: not supported yet by this Airlock version — remove it',
     ]);
   });

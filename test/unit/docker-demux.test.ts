@@ -56,6 +56,25 @@ describe('DockerStreamDemuxer', () => {
     assert.equal(first.length, 1000);
   });
 
+  it('joins small writes that arrive in one turn of the event loop into one push (fewer, bigger SSH packets)', async () => {
+    const source = new PassThrough();
+    const demux = new DockerStreamDemuxer(source, { multiplexed: true, highWaterMark: 1024 * 1024 });
+    const pushes: Buffer[] = [];
+    demux.stdout.on('data', (d: Buffer) => pushes.push(d));
+    demux.stderr.resume();
+    // 16 frames of 4 KiB in two socket reads, as the Engine sends a program's small writes.
+    const frames = Array.from({ length: 16 }, (_, i) => frame(1, Buffer.alloc(4096, 97 + i)));
+    source.write(Buffer.concat(frames.slice(0, 8)));
+    source.write(Buffer.concat(frames.slice(8)));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(pushes.length, 1, 'one push for everything read in that turn');
+    assert.equal(pushes[0]?.length, 16 * 4096);
+    assert.equal(pushes[0]?.toString('latin1'), Array.from({ length: 16 }, (_, i) => String.fromCharCode(97 + i).repeat(4096)).join(''));
+    source.end();
+    await demux.finished;
+  });
+
   it('pauses the source while a consumer does not read, and delivers everything once it does', async () => {
     const source = new PassThrough({ highWaterMark: 16 * 1024 });
     const demux = new DockerStreamDemuxer(source, { multiplexed: true, highWaterMark: 16 * 1024 });

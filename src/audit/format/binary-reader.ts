@@ -23,11 +23,18 @@ export interface BinaryScan {
   readonly seal?: SealInfo;
   /** The stream ends early (no gzip trailer, partial message, or no seal). */
   readonly truncated: boolean;
+  /** Bytes of the (decompressed) file up to the end of the last complete message, header included. */
+  readonly validBytes: number;
   /** Evidence of modification or corruption; empty for an intact recording. */
   readonly problems: readonly string[];
 }
 
 export type MessageHandler = (message: AuditMessage, raw: Buffer) => void | Promise<void>;
+
+export interface ScanOptions {
+  /** The input is a spool file: header + uncompressed messages (binary-compress.ts). */
+  readonly raw?: boolean;
+}
 
 // What our writer (zlib level 1) puts in the 10-byte gzip header; the header is outside gzip's
 // CRC and the message chain, so any other value there is a modification.
@@ -64,6 +71,7 @@ function sameBytes(a: unknown, b: Buffer): boolean {
 export async function scanBinary(
   input: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
   onMessage?: MessageHandler,
+  options: ScanOptions = {},
 ): Promise<BinaryScan> {
   const problems: string[] = [];
   const iterator = (Readable.from(input) as AsyncIterable<Buffer | Uint8Array>)[Symbol.asyncIterator]();
@@ -104,6 +112,7 @@ export async function scanBinary(
   let seal: SealInfo | undefined;
   let truncated = false;
   let afterSealReported = false;
+  let validBytes = BINARY_HEADER_LENGTH;
 
   const handleItem = async (raw: Buffer) => {
     let decoded: unknown;
@@ -147,13 +156,16 @@ export async function scanBinary(
     await onMessage?.(message, raw);
   };
 
-  const gunzip = createGunzip();
   const source = Readable.from(compressed());
-  source.on('error', (err) => gunzip.destroy(err));
-  source.pipe(gunzip);
+  const gunzip = options.raw ? undefined : createGunzip();
+  if (gunzip) {
+    source.on('error', (err) => gunzip.destroy(err));
+    source.pipe(gunzip);
+    // A raw spool file has no gzip header to check.
+  } else gzipHeaderChecked = true;
   let corrupt = false;
   try {
-    for await (const chunk of gunzip) {
+    for await (const chunk of gunzip ?? source) {
       pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
       let pos = 0;
       for (;;) {
@@ -168,6 +180,7 @@ export async function scanBinary(
         }
         if (end === undefined) break;
         await handleItem(pending.subarray(pos, end));
+        validBytes += end - pos;
         pos = end;
       }
       if (corrupt) break;
@@ -179,7 +192,7 @@ export async function scanBinary(
     else problems.push(`the compressed data is corrupt (${e.message})`);
   } finally {
     source.destroy();
-    gunzip.destroy();
+    gunzip?.destroy();
   }
   if (!corrupt && pending.length > 0) truncated = true;
   if (!seal) truncated = true;
@@ -191,6 +204,7 @@ export async function scanBinary(
     chain: chain.hex,
     ...(seal ? { seal } : {}),
     truncated,
+    validBytes,
     problems,
   };
 }

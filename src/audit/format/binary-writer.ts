@@ -1,47 +1,43 @@
-import { createGzip, constants as zlibConstants, type Gzip } from 'node:zlib';
-import { once } from 'node:events';
 import { AuditType } from '../events.js';
 import { HashChain } from '../hash-chain.js';
 import type { ByteSink } from '../file-sink.js';
-import type { MemoryBudget } from '../memory-budget.js';
 import { IoMessageEncoder, encodeCbor } from './cbor.js';
 import { binaryHeader, type SealPayload } from './binary-format.js';
 
 export interface BinaryWriterOptions {
   readonly connectionId: string;
-  /** Receives the compressed stream (the header is NOT written: see `writeHeader`). */
+  /** Receives header + uncompressed CBOR messages (the spool file; see binary-compress.ts). */
   readonly sink: ByteSink;
   /** Writes the 40-byte header through the sink first (false when the sink wrote it already). */
   readonly writeHeader?: boolean;
-  /** Bytes handed to zlib count against the recorder's memory bound until zlib consumed them. */
-  readonly budget?: MemoryBudget;
+  /** Continues an existing chain (recovery appends a seal to a crashed spool file). */
+  readonly chain?: HashChain;
 }
 
 /**
- * Streams messages into an Airlock binary recording (format: binary-format.ts). Messages are
- * batched (`commit` hands the batch to zlib as one write) and chained as they are encoded, so the
- * chain always matches the byte order on disk. Compression runs on libuv's thread pool.
+ * Writes the messages of an Airlock binary recording (format: binary-format.ts) UNCOMPRESSED to
+ * the spool: the session path does only CBOR framing, one SHA-256 step per message and a
+ * batched write. Compression (gzip) happens once the recording is sealed, off the session's
+ * path (binary-compress.ts); on random or already-compressed output deflate is slower than the
+ * session itself, so doing it inline would mean dropping data. Messages are batched (`commit`)
+ * and chained as they are encoded, so the chain always matches the byte order on disk.
  */
 export class BinaryWriter {
-  readonly #gzip: Gzip;
+  readonly #sink: ByteSink;
   readonly #chain: HashChain;
   readonly #io: IoMessageEncoder;
   readonly #connectionId: string;
-  readonly #budget: MemoryBudget | undefined;
   #batch: Buffer[] = [];
   #batchBytes = 0;
   #sealed = false;
 
   constructor(options: BinaryWriterOptions) {
     const header = binaryHeader();
+    this.#sink = options.sink;
     this.#connectionId = options.connectionId;
-    this.#budget = options.budget;
-    this.#chain = new HashChain(header);
+    this.#chain = options.chain ?? new HashChain(header);
     this.#io = new IoMessageEncoder(options.connectionId);
     if (options.writeHeader) options.sink.write(header);
-    // Level 1: terminal text still compresses well, and a fast level keeps up with bulk output.
-    this.#gzip = createGzip({ level: zlibConstants.Z_BEST_SPEED });
-    this.#gzip.on('data', (chunk: Buffer) => options.sink.write(chunk));
   }
 
   /** Chain value and message count so far. */
@@ -60,7 +56,7 @@ export class BinaryWriter {
     this.#push(data);
   }
 
-  /** Appends an already-encoded message (recovery copies surviving messages byte for byte). */
+  /** Appends an already-encoded message (copied byte for byte). */
   raw(message: Buffer): void {
     this.#chain.add(message);
     this.#push(message);
@@ -71,30 +67,28 @@ export class BinaryWriter {
     this.#batchBytes += b.length;
   }
 
-  /** Hands the messages encoded since the last commit to the compressor. */
+  /** Hands the messages encoded since the last commit to the sink as one write. */
   commit(): void {
     if (this.#batch.length === 0) return;
-    const chunk = this.#batch.length === 1 ? (this.#batch[0] as Buffer) : Buffer.concat(this.#batch, this.#batchBytes);
+    // One copy per batch: the sink then owns its bytes and the session's buffers are released.
+    const chunk = this.#batch.length === 1 ? Buffer.from(this.#batch[0] as Buffer) : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
-    const size = chunk.length;
-    this.#budget?.force(size);
-    this.#gzip.write(chunk, () => this.#budget?.release(size));
+    this.#sink.write(chunk);
   }
 
-  /** Writes a Checkpoint message and flushes the compressor; resolves once the sink has the bytes. */
-  async checkpoint(timestampNs: bigint): Promise<void> {
+  /** Writes a Checkpoint message (the caller then fsyncs the sink). */
+  checkpoint(timestampNs: bigint): void {
     if (this.#sealed) return;
     this.event(timestampNs, AuditType.Checkpoint, null, { messages: this.#chain.count, chain: this.#chain.value });
     this.commit();
-    await new Promise<void>((resolve) => this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, () => resolve()));
   }
 
   /**
-   * Writes the Seal message and ends the stream; resolves with the final digest (the chain value
-   * after the seal, so it also covers the seal's complete/reason fields) once the sink has it all.
+   * Writes the Seal message; returns the final digest (the chain after the seal, so it also
+   * covers the seal's complete/reason fields) and the message count.
    */
-  async seal(timestampNs: bigint, seal: Omit<SealPayload, 'messages' | 'chain'>): Promise<{ digest: string; messages: number }> {
+  seal(timestampNs: bigint, seal: Omit<SealPayload, 'messages' | 'chain'>): { digest: string; messages: number } {
     if (this.#sealed) throw new Error('recording already sealed');
     this.#sealed = true;
     const payload: Record<string, unknown> = { complete: seal.complete, messages: this.#chain.count, chain: this.#chain.value };
@@ -102,16 +96,6 @@ export class BinaryWriter {
     if (seal.dropped !== undefined) payload['dropped'] = seal.dropped;
     this.event(timestampNs, AuditType.Seal, null, payload);
     this.commit();
-    const ended = once(this.#gzip, 'end');
-    this.#gzip.end();
-    this.#gzip.resume();
-    await ended;
     return { digest: this.#chain.hex, messages: this.#chain.count };
-  }
-
-  /** Stops without a seal (abandoned); the compressor's memory is freed. */
-  destroy(): void {
-    this.#sealed = true;
-    this.#gzip.destroy();
   }
 }

@@ -18,6 +18,7 @@ import type { ImageUsers, ResolvedUser } from './image-user.js';
 import { buildLabels, containerName, LABEL, metadataLabels, type ContainerRole } from './labels.js';
 import type { DockerBackendOptions } from './options.js';
 import { newMarkerNonce } from './pid-marker.js';
+import type { ContainerPool, PooledContainer } from './pool.js';
 
 /** What every connection of one backend shares. */
 export interface BackendContext {
@@ -29,6 +30,8 @@ export interface BackendContext {
   readonly users: ImageUsers;
   readonly dirs: DirectoryCache;
   readonly logger: Logger;
+  /** The warm pool (connection mode with `pool.size` > 0). */
+  readonly pool?: ContainerPool;
 }
 
 const noop = (): void => undefined;
@@ -49,7 +52,7 @@ export class DockerConnection implements BackendConnection {
   readonly #ctx: BackendContext;
   readonly #info: ConnectionInfo;
   readonly #image: Docker.ImageInspectInfo;
-  readonly #user: ResolvedUser;
+  #user: ResolvedUser;
   readonly #files: readonly ContainerFile[];
   readonly #logger: Logger;
   readonly #containers = new Map<string, Docker.Container>();
@@ -61,6 +64,16 @@ export class DockerConnection implements BackendConnection {
   readonly #abort = new AbortController();
   #main: Docker.Container | undefined;
   #closing: Promise<void> | undefined;
+  /** Set when the main container came from the warm pool. */
+  #pooled: PooledContainer | undefined;
+  /** Pending work that makes a claimed pool container usable (see #finishClaim). */
+  #claim: Promise<void> | undefined;
+  /**
+   * The connection's env for every exec: a pool container was created before anyone logged
+   * in, so its env holds only the configured part. Undefined for fresh containers (theirs is
+   * in the container's env already).
+   */
+  #execEnv: Record<string, string> | undefined;
 
   private constructor(ctx: BackendContext, info: ConnectionInfo, image: Docker.ImageInspectInfo, user: ResolvedUser, files: readonly ContainerFile[], logger: Logger) {
     // Every long-poll `wait` of a session container listens on it: many channels are normal.
@@ -76,6 +89,10 @@ export class DockerConnection implements BackendConnection {
   static async open(ctx: BackendContext, info: ConnectionInfo, signal?: AbortSignal): Promise<DockerConnection> {
     const { options } = ctx;
     const logger = ctx.logger.child({ connectionId: info.connectionId });
+    if (options.mode === 'connection' && ctx.pool) {
+      const claimed = ctx.pool.claim(info.image ?? options.container.image, info.connectionId);
+      if (claimed) return DockerConnection.#openPooled(ctx, info, claimed, logger);
+    }
     // A CI-debug session brings its own image (ConnectionInfo.image); otherwise the configured one.
     const image = await ensureImage(ctx.docker, info.image ?? options.container.image, options.imagePullPolicy, {
       timeouts: options.timeouts,
@@ -100,6 +117,74 @@ export class DockerConnection implements BackendConnection {
       }
     }
     return connection;
+  }
+
+  /**
+   * Takes over a pool container without waiting: its network, files and a check that it still
+   * runs are applied by `#claim` in the background while the first program's exec is already
+   * being created (gated, see #startExec), so the two round trips to the Engine overlap.
+   */
+  static #openPooled(ctx: BackendContext, info: ConnectionInfo, claimed: PooledContainer, logger: Logger): DockerConnection {
+    const connection = new DockerConnection(ctx, info, claimed.image, claimed.user, normalizeFiles(info.files), logger);
+    connection.#containers.set(claimed.container.id, claimed.container);
+    connection.#pooled = claimed;
+    connection.#main = claimed.container;
+    connection.#execEnv = connection.#connectionEnv();
+    const claim = connection.#finishClaim(claimed).finally(() => {
+      if (connection.#claim === claim) connection.#claim = undefined;
+    });
+    claim.catch(noop);
+    connection.#claim = claim;
+    return connection;
+  }
+
+  /**
+   * Makes a claimed pool container the connection's: checks it still runs, connects its
+   * network, writes the files. If that fails for a reason that is not the user's (the container
+   * died, the network call failed), the container is removed and a fresh one started instead;
+   * rejects only when the connection cannot get a container at all.
+   */
+  async #finishClaim(claimed: PooledContainer): Promise<void> {
+    const { docker, options, clock } = this.#ctx;
+    const started = clock.now();
+    const { container } = claimed;
+    try {
+      const callAbort = callSignal(options.timeouts.containerStart, this.#abort.signal);
+      const attach = claimed.attachNetwork
+        ? docker.getNetwork(claimed.attachNetwork).connect({ Container: container.id, abortSignal: callAbort } as Docker.NetworkConnectOptions)
+        : Promise.resolve();
+      const [state] = await Promise.all([container.inspect({ abortSignal: callAbort }), attach]);
+      if (!state.State.Running) throw new Error('the pool container is not running any more');
+      if (this.#files.length > 0) {
+        if (!this.#user.ids) {
+          this.#user = await this.#ctx.users.resolve(claimed.image, options.container.user, true, {
+            labels: labels(this.#ctx, this.#info, 'probe'),
+            name: containerName(this.#info.connectionId),
+            logger: this.#logger,
+            signal: this.#abort.signal,
+          });
+        }
+        const { beforeStart, afterStart } = partitionFiles(this.#files, tmpfsMountPoints(buildHostConfig(options.hostConfig)));
+        // The archive API writes into a running container just as into a created one.
+        if (beforeStart.length > 0) await this.#writeByArchive(container, beforeStart, undefined);
+        if (afterStart.length > 0) await this.#writeByExec(container, afterStart, undefined);
+      }
+    } catch (err) {
+      if (this.#closing) throw this.#closedError();
+      // The user's files are the user's problem: a fresh container would fail the same way.
+      if (err instanceof AirlockError && err.code === 'CONTAINER_FILES_FAILED') throw err;
+      this.#logger.warn({ err, containerId: container.id }, 'pool container could not be used; starting a fresh one');
+      this.#main = undefined;
+      this.#execEnv = undefined;
+      await this.#remove(container);
+      await this.#startMain(undefined);
+      return;
+    }
+    // Only for people reading `docker ps`; the gateway tracks the claim itself.
+    container.rename({ name: containerName(this.#info.connectionId), abortSignal: AbortSignal.timeout(options.timeouts.http) }).catch((err: unknown) => {
+      this.#logger.debug({ err, containerId: container.id }, 'could not rename the pool container');
+    });
+    this.#logger.info({ containerId: container.id, ms: clock.now() - started, pooled: true, user: this.#user.spec || '(image default)' }, 'container started');
   }
 
   startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
@@ -154,12 +239,32 @@ export class DockerConnection implements BackendConnection {
   }
 
   async #startExec(request: ProcessRequest, signal: AbortSignal | undefined): Promise<Process> {
-    const { options, clock } = this.#ctx;
+    const claim = this.#claim;
     const main = this.#main;
     if (!main) throw this.#closedError();
+    if (!claim) return this.#execIn(main, request, signal, undefined);
+    try {
+      return await this.#execIn(main, request, signal, claim);
+    } catch (err) {
+      // Raced a claim that failed: its own error if nothing could replace the container,
+      // else start over in the fresh container that did.
+      await claim;
+      const replaced = this.#main;
+      if (replaced && replaced !== main) return this.#execIn(replaced, request, signal, undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * One `docker exec` in `main`. With `claim` pending (a pool container still being made the
+   * connection's), the wrapper waits for a gate line before it runs the program; the line is
+   * sent once the claim is done, so the exec's own start-up overlaps with the claim.
+   */
+  async #execIn(main: Docker.Container, request: ProcessRequest, signal: AbortSignal | undefined, claim: Promise<void> | undefined): Promise<Process> {
+    const { options, clock } = this.#ctx;
     const pty = request.pty;
     const nonce = newMarkerNonce();
-    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: nonce, gate: false });
+    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: nonce, gate: claim !== undefined });
     const consoleSize: [number, number] | undefined = pty ? [pty.rows, pty.cols] : undefined;
     const callAbort = callSignal(options.timeouts.commandStart, signal, this.#abort.signal);
     let stream: Duplex | undefined;
@@ -171,7 +276,7 @@ export class DockerConnection implements BackendConnection {
         AttachStdout: true,
         AttachStderr: true,
         Tty: pty !== undefined,
-        Env: envList(request.env, pty ? { TERM: pty.term } : undefined),
+        Env: envList(this.#execEnv, request.env, pty ? { TERM: pty.term } : undefined),
         ...(this.#user.spec ? { User: this.#user.spec } : {}),
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
         abortSignal: callAbort,
@@ -196,6 +301,17 @@ export class DockerConnection implements BackendConnection {
         });
       }
       throw mapEngineError(err, 'EXEC_FAILED', 'starting the program', { kind: request.kind, channelId: request.channelId });
+    }
+    if (claim) {
+      try {
+        await claim;
+        if (this.#main !== main) throw new Error('the pool container was replaced');
+        if (this.#closing) throw this.#closedError();
+      } catch (err) {
+        stream.destroy();
+        throw err;
+      }
+      stream.write('\n');
     }
     const proc = new DockerProcess({
       stream,
@@ -305,6 +421,9 @@ export class DockerConnection implements BackendConnection {
       this.#logger.debug({ containerId: container.id }, 'container removed');
     } catch (err) {
       this.#logger.error({ err, containerId: container.id }, 'could not remove a container; the reaper will retry');
+    } finally {
+      // Released either way: a pool key no longer owned is what lets the reaper retry.
+      if (this.#pooled?.container.id === container.id) this.#ctx.pool?.release(this.#pooled.key);
     }
   }
 
@@ -351,8 +470,9 @@ export class DockerConnection implements BackendConnection {
   async #close(reason: string): Promise<void> {
     const started = this.#ctx.clock.now();
     this.#abort.abort(this.#closedError());
-    // 1. startProcess calls in flight finish or fail; failures remove their own container.
-    await Promise.all([...this.#starting]);
+    // 1. startProcess calls (and a pool claim) in flight finish or fail; failures remove their
+    //    own container.
+    await Promise.all([...this.#starting, this.#claim?.catch(noop)]);
     // 2. Removing a container kills its programs; report them as KILLed.
     for (const proc of this.#processes) proc.markKilled();
     await Promise.all([...this.#containers.values()].map((c) => this.#remove(c)));

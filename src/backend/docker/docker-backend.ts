@@ -9,26 +9,53 @@ import { mapEngineError } from './engine-errors.js';
 import { callSignal } from './engine-ops.js';
 import { ImageUsers } from './image-user.js';
 import type { DockerBackendOptions } from './options.js';
+import { ContainerPool } from './pool.js';
+
+export interface DockerBackend extends Backend {
+  /**
+   * `airlock.connection` values of warm-pool containers this backend still owns (idle, being
+   * started, or claimed by an open connection): the reaper must treat them as live connections.
+   */
+  poolOwnerIds(): string[];
+  /** The warm pool's state, undefined when there is none. */
+  poolStatus(): { readonly size: number; readonly idle: number } | undefined;
+}
 
 /** The Docker (and Podman-compatible) backend. See README.md for the decisions behind it. */
-export function createDockerBackend(options: DockerBackendOptions): Backend {
+export function createDockerBackend(options: DockerBackendOptions): DockerBackend {
   const client = createDockerClient(options.host, options.tls);
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
+  const host = hostname();
+  const users = new ImageUsers({ docker: client.docker, timeouts: options.timeouts, clock, logger });
+  // The pool serves connection mode only: in session mode every channel needs its own container
+  // created with the program as its main process.
+  const pool =
+    options.pool && options.pool.size > 0 && options.mode === 'connection'
+      ? new ContainerPool(
+          { docker: client.docker, options, clock, hostname: host, pid: process.pid, users, logger },
+          { size: options.pool.size, image: options.pool.image ?? options.container.image },
+        )
+      : undefined;
   const ctx: BackendContext = {
     docker: client.docker,
     options,
     clock,
-    hostname: hostname(),
+    hostname: host,
     pid: process.pid,
-    users: new ImageUsers({ docker: client.docker, timeouts: options.timeouts, clock, logger }),
+    users,
     dirs: new DirectoryCache(),
     logger,
+    ...(pool ? { pool } : {}),
   };
   let closed = false;
+  pool?.start();
 
   return {
     name: 'docker',
+
+    poolOwnerIds: () => pool?.ownerIds() ?? [],
+    poolStatus: () => (pool ? { size: pool.size, idle: pool.idleCount() } : undefined),
 
     async openConnection(info: ConnectionInfo, signal?: AbortSignal): Promise<BackendConnection> {
       if (closed) throw new AirlockError('BACKEND_UNAVAILABLE', 'the Docker backend is closed');
@@ -50,6 +77,8 @@ export function createDockerBackend(options: DockerBackendOptions): Backend {
 
     async close(): Promise<void> {
       closed = true;
+      // Idle pool containers belong to this gateway alone: remove them before letting go.
+      await pool?.close();
       client.close();
     },
   };

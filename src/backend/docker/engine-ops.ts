@@ -85,7 +85,25 @@ export async function startExecHijacked(exec: Docker.Exec, body: ExecStartBody):
 }
 
 export async function attachHijacked(container: Docker.Container, signal: AbortSignal): Promise<Duplex> {
-  const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true, abortSignal: signal } as Docker.ContainerAttachOptions)) as Duplex;
+  // Not container.attach(): dockerode sends its query options again as a JSON request body, and
+  // Podman passes that body on to the program's stdin (Docker happens to drop it). An empty body
+  // (Content-Length: 0) is what the docker CLI sends.
+  const stream = await new Promise<Duplex>((resolve, reject) => {
+    container.modem.dial(
+      {
+        path: `/containers/${container.id}/attach?`,
+        method: 'POST',
+        options: { stream: true, stdin: true, stdout: true, stderr: true },
+        file: Buffer.alloc(0),
+        hijack: true,
+        isStream: true,
+        openStdin: false,
+        abortSignal: signal,
+        statusCodes: { 101: true, 200: true, 400: 'bad parameter', 404: 'no such container', 409: 'container is paused', 500: 'server error' },
+      },
+      (err: unknown, socket: unknown) => (err ? reject(err) : resolve(socket as Duplex)),
+    );
+  });
   return adoptHijacked(stream);
 }
 

@@ -37,7 +37,10 @@ export class ExecDriver implements ProcessDriver {
   }
 
   async resize(cols: number, rows: number, signal: AbortSignal): Promise<void> {
-    await this.#exec.resize({ h: rows, w: cols, abortSignal: signal });
+    await this.#exec.resize({ h: rows, w: cols, abortSignal: signal }).catch((err: unknown) => {
+      // Podman answers exec resize with 201 Created (Docker: 200), which dockerode calls an error.
+      if ((err as { statusCode?: unknown }).statusCode !== 201) throw err;
+    });
   }
 
   async terminate(pid: number | undefined): Promise<void> {

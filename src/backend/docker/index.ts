@@ -1,4 +1,4 @@
-export { createDockerBackend } from './docker-backend.js';
+export { createDockerBackend, type DockerBackend } from './docker-backend.js';
 export { createReaper, type Reaper, type ReaperDeps } from './reaper.js';
 export { createDockerClient, type DockerClient } from './engine-client.js';
 export { LABEL } from './labels.js';
@@ -6,6 +6,7 @@ export type {
   DockerBackendOptions,
   DockerContainerOptions,
   DockerHostConfigOptions,
+  DockerPoolOptions,
   DockerTimeouts,
   DockerTlsOptions,
   ImagePullPolicy,

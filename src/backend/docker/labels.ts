@@ -15,10 +15,15 @@ export const LABEL = {
   deadline: 'airlock.deadline',
   channel: 'airlock.channel',
   role: 'airlock.role',
+  /** `true` on warm-pool containers (see pool.ts); their `airlock.connection` is a pool key. */
+  pool: 'airlock.pool',
 } as const;
 
-/** What a container is for; `probe` containers are created (never started) to read /etc/passwd. */
-export type ContainerRole = 'connection' | 'session' | 'probe';
+/**
+ * What a container is for; `probe` containers are created (never started) to read /etc/passwd;
+ * `pool` containers were started ahead of time by the warm pool (claimed or not).
+ */
+export type ContainerRole = 'connection' | 'session' | 'probe' | 'pool';
 
 export interface LabelInput {
   readonly gatewayId: string;

@@ -28,8 +28,17 @@ export interface DockerBackendOptions {
   readonly subsystems: Readonly<Record<string, string>>;
   readonly imagePullPolicy: ImagePullPolicy;
   readonly timeouts: DockerTimeouts;
+  /** Warm pool (connection mode only): containers started ahead of time; absent or size 0 = off. */
+  readonly pool?: DockerPoolOptions;
   readonly logger: Logger;
   readonly clock?: Clock;
+}
+
+export interface DockerPoolOptions {
+  /** Idle containers kept ready. */
+  readonly size: number;
+  /** The image they run; defaults to `container.image`. Connections for other images start fresh. */
+  readonly image?: string;
 }
 
 export type ImagePullPolicy = 'Always' | 'IfNotPresent' | 'Never';

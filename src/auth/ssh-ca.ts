@@ -1,0 +1,310 @@
+/**
+ * SSH user certificates (OpenSSH PROTOCOL.certkeys) as an AuthProvider: the gateway itself checks
+ * the trusted CA, the CA signature, the validity window, the principals, every critical option
+ * and the revocation list. ssh2 does none of this server-side.
+ *
+ * The userauth signature (made with the certified key) is checked by the SSH layer through
+ * `verifyCertificateUserauthSignature`, next to the plain-key check in public-key.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { BlockList, isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { AirlockError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import type { AuthDecision, AuthMethod, AuthProvider, AuthRequest, Credential } from './provider.js';
+import { blobKeyType, fingerprintOf, parseAuthorizedKeyLine } from './public-key.js';
+import { CERT_SUFFIX, CERT_TYPE_USER, optionString, parseCertificate, plainKeyObject, verifySshSignature, type OpenSshCertificate } from './ssh-cert.js';
+
+export function isCertificateAlgorithm(algorithm: string): boolean {
+  return algorithm.endsWith(CERT_SUFFIX);
+}
+
+/** What a valid certificate grants; the session layer enforces it. */
+export interface CertificateGrant {
+  readonly keyId: string;
+  readonly serial: bigint;
+  /** `force-command` critical option: runs instead of whatever the client asked for. */
+  readonly forceCommand?: string;
+  readonly permitPty: boolean;
+  readonly permitPortForwarding: boolean;
+}
+
+export type CertificateCheck =
+  | { readonly ok: true; readonly cert: OpenSshCertificate; readonly grant: CertificateGrant }
+  | { readonly ok: false; readonly code: ErrorCode; readonly detail: string };
+
+/** Parsed `auth.publicKey.revokedKeys` (the plain list format; see parseRevocationList). */
+export interface RevocationList {
+  readonly serials: readonly (readonly [bigint, bigint])[];
+  readonly keyIds: ReadonlySet<string>;
+  /** Base64 key blobs (certified keys, certificates or CA keys). */
+  readonly keys: ReadonlySet<string>;
+  /** "SHA256:..." fingerprints. */
+  readonly fingerprints: ReadonlySet<string>;
+}
+
+export const EMPTY_REVOCATION_LIST: RevocationList = { serials: [], keyIds: new Set(), keys: new Set(), fingerprints: new Set() };
+
+const KRL_MAGIC = Buffer.from('SSHKRL\n\0', 'latin1');
+
+/**
+ * Plain revocation list, one entry a line (the text spec `ssh-keygen -k` reads, plus bare keys
+ * as OpenSSH's RevokedKeys accepts): `serial: N` or `serial: N-M`, `id: KEYID`,
+ * `key: <public key>`, `sha256: SHA256:...`, or a bare public key / `SHA256:...` line.
+ * Binary OpenSSH KRLs are refused with a clear error (not implemented).
+ */
+export function parseRevocationList(content: Buffer | string): RevocationList {
+  const buf = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+  if (buf.subarray(0, KRL_MAGIC.length).equals(KRL_MAGIC)) {
+    throw new Error('binary OpenSSH KRL files are not supported yet; use the plain list format (serial:, id:, key:, sha256: lines)');
+  }
+  const serials: [bigint, bigint][] = [];
+  const keyIds = new Set<string>();
+  const keys = new Set<string>();
+  const fingerprints = new Set<string>();
+  buf
+    .toString('utf8')
+    .split(/\r?\n/)
+    .forEach((raw, index) => {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) return;
+      const bad = () => new Error(`line ${index + 1}: not a revocation entry`);
+      const directive = /^(serial|id|key|sha256|sha1)\s*:\s*(.*)$/i.exec(line);
+      if (directive) {
+        const kind = (directive[1] ?? '').toLowerCase();
+        const value = (directive[2] ?? '').trim();
+        if (kind === 'serial') {
+          const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(value);
+          if (!m) throw bad();
+          const lo = BigInt(m[1] ?? '0');
+          const hi = m[2] === undefined ? lo : BigInt(m[2]);
+          if (hi < lo) throw bad();
+          serials.push([lo, hi]);
+        } else if (kind === 'id') {
+          keyIds.add(value);
+        } else if (kind === 'key') {
+          const key = parseAuthorizedKeyLine(value);
+          if (!key) throw bad();
+          keys.add(key.blob.toString('base64'));
+        } else if (kind === 'sha256') {
+          fingerprints.add(value.startsWith('SHA256:') ? value : `SHA256:${value}`);
+        } else {
+          throw new Error(`line ${index + 1}: sha1 fingerprints are not supported; use sha256`);
+        }
+        return;
+      }
+      if (line.startsWith('SHA256:')) {
+        fingerprints.add(line);
+        return;
+      }
+      const key = parseAuthorizedKeyLine(line);
+      if (!key) throw bad();
+      keys.add(key.blob.toString('base64'));
+    });
+  return { serials, keyIds, keys, fingerprints };
+}
+
+/**
+ * AuthRequest.remoteAddress is always `${ip}:${port}` (ssh/connection.ts), IPv6 unbracketed:
+ * "1.2.3.4:22" / "::1:22" / "::ffff:1.2.3.4:22" → bare IP.
+ */
+function clientIp(remoteAddress: string): string {
+  const stripped = remoteAddress.replace(/:\d+$/, '');
+  const withoutPort = isIP(stripped) ? stripped : remoteAddress;
+  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(withoutPort);
+  return v4mapped?.[1] ?? withoutPort;
+}
+
+/** `source-address`: comma-separated addresses and CIDR blocks (sshd's addr_match_cidr_list). */
+function sourceAddressAllows(list: string, remoteAddress: string): boolean {
+  const ip = clientIp(remoteAddress);
+  const family = isIP(ip);
+  if (family === 0) return false;
+  const blocks = new BlockList();
+  for (const raw of list.split(',')) {
+    const entry = raw.trim();
+    const [net, prefix] = entry.split('/');
+    const type = isIP(net ?? '');
+    if (type === 0) throw new Error(`invalid source-address entry ${entry}`);
+    const ipType = type === 4 ? 'ipv4' : 'ipv6';
+    if (prefix === undefined) blocks.addAddress(net ?? '', ipType);
+    else {
+      const bits = Number(prefix);
+      if (!/^\d+$/.test(prefix) || bits > (type === 4 ? 32 : 128)) throw new Error(`invalid source-address entry ${entry}`);
+      blocks.addSubnet(net ?? '', bits, ipType);
+    }
+  }
+  return blocks.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+function isRevoked(cert: OpenSshCertificate, certBlob: Buffer, list: RevocationList): boolean {
+  if (list.keyIds.has(cert.keyId)) return true;
+  if (list.serials.some(([lo, hi]) => cert.serial >= lo && cert.serial <= hi)) return true;
+  return [cert.publicKey, certBlob, cert.signatureKey].some(
+    (blob) => list.keys.has(blob.toString('base64')) || list.fingerprints.has(fingerprintOf(blob)),
+  );
+}
+
+export interface CheckCertificateArgs {
+  readonly blob: Buffer;
+  readonly username: string;
+  readonly remoteAddress: string;
+  /** Base64 blobs of the trusted CA public keys. */
+  readonly trustedCaKeys: ReadonlySet<string>;
+  readonly revoked: RevocationList;
+  /** ms since the epoch. */
+  readonly now: number;
+}
+
+/** Every check sshd makes for a TrustedUserCAKeys certificate, in a fixed order. Never throws. */
+export function checkCertificate(args: CheckCertificateArgs): CertificateCheck {
+  const refuse = (code: ErrorCode, detail: string): CertificateCheck => ({ ok: false, code, detail });
+  let cert: OpenSshCertificate;
+  try {
+    cert = parseCertificate(args.blob);
+  } catch (err) {
+    return refuse('CERT_INVALID', err instanceof Error ? err.message : 'unparseable certificate');
+  }
+  if (!args.trustedCaKeys.has(cert.signatureKey.toString('base64'))) return refuse('CERT_UNTRUSTED_CA', `CA ${fingerprintOf(cert.signatureKey)} is not trusted`);
+  if (!verifySshSignature(cert.signatureKey, cert.signature, cert.signedBody)) return refuse('CERT_INVALID', 'CA signature does not verify');
+  if (cert.type !== CERT_TYPE_USER) return refuse('CERT_NOT_USER', `certificate type ${cert.type}`);
+  const nowSeconds = BigInt(Math.floor(args.now / 1000));
+  if (nowSeconds < cert.validAfter) return refuse('CERT_NOT_YET_VALID', `valid after ${cert.validAfter}`);
+  if (nowSeconds >= cert.validBefore) return refuse('CERT_EXPIRED', `valid before ${cert.validBefore}`);
+  if (cert.principals.length === 0 || !cert.principals.includes(args.username)) return refuse('CERT_PRINCIPAL_MISMATCH', 'login name not in principals');
+  if (isRevoked(cert, args.blob, args.revoked)) return refuse('CERT_REVOKED', `serial ${cert.serial}`);
+  let forceCommand: string | undefined;
+  for (const [name, data] of cert.criticalOptions) {
+    try {
+      if (name === 'force-command') forceCommand = optionString(data);
+      else if (name === 'source-address') {
+        if (!sourceAddressAllows(optionString(data), args.remoteAddress)) return refuse('CERT_SOURCE_ADDRESS', `client ${clientIp(args.remoteAddress)} not in source-address`);
+      } else return refuse('CERT_OPTION_UNSUPPORTED', `critical option ${name}`);
+    } catch (err) {
+      return refuse('CERT_INVALID', err instanceof Error ? err.message : `bad critical option ${name}`);
+    }
+  }
+  return {
+    ok: true,
+    cert,
+    grant: {
+      keyId: cert.keyId,
+      serial: cert.serial,
+      ...(forceCommand !== undefined ? { forceCommand } : {}),
+      permitPty: cert.extensions.has('permit-pty'),
+      permitPortForwarding: cert.extensions.has('permit-port-forwarding'),
+    },
+  };
+}
+
+/**
+ * The userauth signature (RFC 4252 §7) for a certificate credential: made by the certified key.
+ * `signature` is ctx.signature as ssh2 hands it over for certificate algorithms: the full SSH
+ * signature blob (ssh2 only unwraps it when its algorithm equals the cert algorithm, which never
+ * happens). Never throws.
+ */
+export function verifyCertificateUserauthSignature(blob: Buffer, signature: Buffer, signedData: Buffer): boolean {
+  try {
+    return verifySshSignature(parseCertificate(blob).publicKey, signature, signedData);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads `auth.publicKey.trustedUserCAKeys`: each entry is an inline public key or a file of them
+ * (authorized_keys-like lines). Throws AirlockError CONFIG_INVALID at start-up.
+ */
+export function loadTrustedCaKeys(entries: readonly string[]): Set<string> {
+  const keys = new Set<string>();
+  for (const entry of entries) {
+    const inline = parseAuthorizedKeyLine(entry);
+    const lines = inline ? [entry] : readCaFile(entry);
+    for (const line of lines) {
+      const key = parseAuthorizedKeyLine(line);
+      if (!key) {
+        if (line.trim() === '' || line.trim().startsWith('#')) continue;
+        throw new AirlockError('CONFIG_INVALID', `auth.publicKey.trustedUserCAKeys: ${entry}: a line is not a public key`);
+      }
+      try {
+        plainKeyObject(key.blob);
+      } catch (err) {
+        throw new AirlockError('CONFIG_INVALID', `auth.publicKey.trustedUserCAKeys: ${entry}: unusable CA key (${(err as Error).message})`);
+      }
+      keys.add(key.blob.toString('base64'));
+    }
+  }
+  if (keys.size === 0) throw new AirlockError('CONFIG_INVALID', 'auth.publicKey.trustedUserCAKeys lists no CA key');
+  return keys;
+}
+
+function readCaFile(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split(/\r?\n/);
+  } catch (err) {
+    throw new AirlockError('CONFIG_INVALID', `auth.publicKey.trustedUserCAKeys: cannot read ${path} (neither a public key nor a readable file)`, { cause: err });
+  }
+}
+
+export interface SshCaProviderDeps {
+  readonly trustedCaKeys: ReadonlySet<string>;
+  /** Revocation list file, re-read on every attempt so a revocation needs no restart. */
+  readonly revokedKeysFile?: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/**
+ * Accepts `publickey` credentials whose key is a valid user certificate. The AuthDecision carries
+ * the grant (forced command, permit-pty, permit-port-forwarding) for the session layer.
+ */
+export function createSshCaProvider(deps: SshCaProviderDeps): AuthProvider {
+  const loadRevoked = async (): Promise<RevocationList> => {
+    if (!deps.revokedKeysFile) return EMPTY_REVOCATION_LIST;
+    return parseRevocationList(await readFile(deps.revokedKeysFile));
+  };
+  return {
+    name: 'ssh-ca',
+    supports: (method: AuthMethod) => method === 'publickey',
+    async authenticate(credential: Credential, request: AuthRequest): Promise<AuthDecision> {
+      if (credential.method !== 'publickey') return { outcome: 'reject', reason: 'AUTH_METHOD_UNSUPPORTED' };
+      const type = blobKeyType(credential.blob);
+      if (type === null || !isCertificateAlgorithm(type)) return { outcome: 'reject', reason: 'NOT_A_CERTIFICATE' };
+      let revoked: RevocationList;
+      try {
+        revoked = await loadRevoked();
+      } catch (err) {
+        // Fail closed: an unreadable revocation list must not let revoked certificates in.
+        deps.logger.error({ err, file: deps.revokedKeysFile, code: 'CONFIG_INVALID' }, 'revocation list unusable');
+        return { outcome: 'error', reason: 'AUTH_BACKEND_ERROR' };
+      }
+      const result = checkCertificate({
+        blob: credential.blob,
+        username: request.username,
+        remoteAddress: request.remoteAddress,
+        trustedCaKeys: deps.trustedCaKeys,
+        revoked,
+        now: deps.clock.now(),
+      });
+      if (!result.ok) {
+        deps.logger.info({ code: result.code, detail: result.detail }, 'certificate refused');
+        return { outcome: 'reject', reason: result.code, userMessage: `airlock: ${ERROR_CODES[result.code].userMessage} [${result.code}]` };
+      }
+      const { grant } = result;
+      deps.logger.info({ keyId: grant.keyId, serial: grant.serial.toString(), ca: fingerprintOf(result.cert.signatureKey) }, 'certificate accepted');
+      return {
+        outcome: 'accept',
+        metadata: {
+          CERT_KEY_ID: { value: grant.keyId, sensitive: false },
+          CERT_SERIAL: { value: grant.serial.toString(), sensitive: false },
+        },
+        session: {
+          ...(grant.forceCommand !== undefined ? { forceCommand: grant.forceCommand } : {}),
+          permitPty: grant.permitPty,
+          permitPortForwarding: grant.permitPortForwarding,
+        },
+      };
+    },
+  };
+}

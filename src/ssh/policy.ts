@@ -1,0 +1,92 @@
+/**
+ * What a session channel may do: the `security.*` config (ContainerSSH's keys) combined with the
+ * credential's own restrictions (SSH certificate force-command / permit-pty). Pure; the session
+ * channel asks it before acting and shows the user one `airlock: ... [POLICY_DENIED]` line.
+ */
+import type { SessionRestrictions } from '../auth/provider.js';
+
+export type PolicyMode = 'enable' | 'filter' | 'disable';
+
+/** `enable`: anything not denied; `filter`: only what `allow` lists (minus `deny`); `disable`: nothing. */
+export interface ListPolicy {
+  readonly mode: PolicyMode;
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+}
+
+/** The `security.*` keys the session layer enforces (env and maxSessions are handled elsewhere). */
+export interface SecurityPolicyConfig {
+  /** Runs instead of every exec/shell/subsystem request; the request goes to SSH_ORIGINAL_COMMAND. */
+  readonly forceCommand?: string;
+  /** `filter`: exec commands must equal an `allow` entry exactly. */
+  readonly command: { readonly mode: PolicyMode; readonly allow: readonly string[] };
+  readonly shell: { readonly mode: PolicyMode };
+  readonly tty: { readonly mode: PolicyMode };
+  readonly subsystem: ListPolicy;
+  readonly signal: ListPolicy;
+}
+
+export const PERMISSIVE_SECURITY: SecurityPolicyConfig = {
+  command: { mode: 'enable', allow: [] },
+  shell: { mode: 'enable' },
+  tty: { mode: 'enable' },
+  subsystem: { mode: 'enable', allow: [], deny: [] },
+  signal: { mode: 'enable', allow: [], deny: [] },
+};
+
+export type PolicyAnswer = { readonly allowed: true } | { readonly allowed: false; readonly message: string };
+
+export type ProgramKind = 'exec' | 'shell' | 'subsystem';
+
+/** What actually runs after policy: possibly a forced command instead of the request. */
+export type ProgramDecision =
+  | { readonly allowed: true; readonly kind: ProgramKind; readonly command: string; readonly originalCommand?: string }
+  | { readonly allowed: false; readonly message: string };
+
+export interface SessionPolicy {
+  pty(): PolicyAnswer;
+  signal(name: string): PolicyAnswer;
+  program(kind: ProgramKind, command: string): ProgramDecision;
+}
+
+const ALLOWED: PolicyAnswer = { allowed: true };
+const deny = (what: string): { allowed: false; message: string } => ({
+  allowed: false,
+  message: `airlock: ${what} is not allowed by the gateway policy [POLICY_DENIED]`,
+});
+
+export function listAllows(policy: ListPolicy, name: string): boolean {
+  if (policy.deny.includes(name)) return false;
+  switch (policy.mode) {
+    case 'disable':
+      return false;
+    case 'enable':
+      return true;
+    case 'filter':
+      return policy.allow.includes(name);
+  }
+}
+
+export function createSessionPolicy(config: SecurityPolicyConfig, restrictions: SessionRestrictions = {}): SessionPolicy {
+  // Like sshd: the server's ForceCommand wins over the certificate's force-command.
+  const forced = config.forceCommand ?? restrictions.forceCommand;
+  return {
+    pty() {
+      if (config.tty.mode === 'disable') return deny('a terminal (pty)');
+      if (restrictions.permitPty === false) return deny('a terminal (pty) for this certificate');
+      return ALLOWED;
+    },
+    signal(name) {
+      return listAllows(config.signal, name) ? ALLOWED : deny(`signal ${name}`);
+    },
+    program(kind, command) {
+      // A forced command replaces whatever was asked for; the request itself is not judged.
+      if (forced !== undefined) return { allowed: true, kind: 'exec', command: forced, ...(command !== '' ? { originalCommand: command } : {}) };
+      if (kind === 'shell') return config.shell.mode === 'disable' ? deny('an interactive shell') : { allowed: true, kind, command };
+      if (kind === 'subsystem') return listAllows(config.subsystem, command) ? { allowed: true, kind, command } : deny(`subsystem "${command}"`);
+      if (config.command.mode === 'disable') return deny('running commands');
+      if (config.command.mode === 'filter' && !config.command.allow.includes(command)) return deny(`command "${command}"`);
+      return { allowed: true, kind, command };
+    },
+  };
+}
