@@ -55,7 +55,7 @@ async function timeSsh(gw: TestGateway, fx: KeyFixture, w: Workload): Promise<nu
 async function droppedBytes(gw: TestGateway, dir: string | undefined, sessions: number): Promise<number> {
   if (!dir) return 0;
   // Recordings are stored after the session ends: wait until all of them are.
-  await gw.waitForLog(() => gw.logs.filter((l) => l.msg === 'recording stored').length >= sessions, 60_000);
+  await gw.waitForLog(() => gw.logs.filter((l) => l.msg === 'recording stored').length >= sessions, 900_000);
   let total = 0;
   for (const name of await readdir(dir)) {
     if (name.startsWith('.')) continue;
@@ -63,6 +63,15 @@ async function droppedBytes(gw: TestGateway, dir: string | undefined, sessions: 
     total += m.dropped.bytes;
   }
   return total;
+}
+
+/**
+ * Background work after each session (casts, command log, compression: off the session's path),
+ * seconds from "connection closed" to "recording sealed", for the connections in `ids`.
+ */
+function finalizeSeconds(gw: TestGateway, ids: Set<string>): number[] {
+  const at = (msg: string, id: string) => Date.parse(String(gw.logs.find((l) => l.msg === msg && l['connectionId'] === id)?.['time'] ?? NaN));
+  return [...ids].map((id) => (at('recording sealed', id) - at('connection closed', id)) / 1000).filter((x) => Number.isFinite(x));
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -105,11 +114,13 @@ async function main(): Promise<void> {
       ...configs.map((c) => c.name),
       ...configs.slice(1).map((c) => `cost ${c.name.replace('on: ', '')}`),
       ...configs.slice(1).map((c) => `dropped ${c.name.replace('on: ', '')}`),
+      ...configs.slice(1).map((c) => `finalize ${c.name.replace('on: ', '')}`),
     ];
     const rows: string[][] = [];
     for (const w of workloads) {
       const samples = configs.map(() => [] as number[]);
       const droppedBefore = await Promise.all(configs.map((c) => droppedBytes(c.gw, c.dir, c.sessions)));
+      const connectionsBefore = configs.map((c) => new Set(c.gw.logs.filter((l) => l.msg === 'connection closed').map((l) => String(l['connectionId']))));
       for (let r = 0; r < ROUNDS; r++) {
         for (const [i, c] of configs.entries()) {
           samples[i]?.push(await timeSsh(c.gw, fx, w));
@@ -119,11 +130,17 @@ async function main(): Promise<void> {
       const dropped = await Promise.all(configs.map(async (c, i) => (await droppedBytes(c.gw, c.dir, c.sessions)) - (droppedBefore[i] ?? 0)));
       const med = samples.map(median);
       const off = med[0] as number;
+      const finalize = configs.map((c, i) => {
+        const ids = new Set(c.gw.logs.filter((l) => l.msg === 'connection closed' && !connectionsBefore[i]?.has(String(l['connectionId']))).map((l) => String(l['connectionId'])));
+        const xs = finalizeSeconds(c.gw, ids);
+        return xs.length > 0 ? `${median(xs).toFixed(1)} s` : '-';
+      });
       rows.push([
         w.name,
         ...med.map((m) => m.toFixed(0)),
         ...med.slice(1).map((m) => `${(((off - m) / off) * 100).toFixed(1)}%`),
         ...dropped.slice(1).map((d) => (d === 0 ? '0' : `${(d / 1e6).toFixed(1)} MB`)),
+        ...finalize.slice(1),
       ]);
     }
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -132,6 +149,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(line(r));
     console.log('\ncost = throughput lost relative to "recording off" (target: under 20%)');
     console.log('dropped = recorded bytes lost to queue overflow (audit.queueSize) over all rounds; 0 = complete recordings');
+    console.log('finalize = median background time after a session ends (casts, command log, gzip) until the recording is sealed');
   } finally {
     for (const c of configs) await c.gw.stop();
     await storage.cleanup();

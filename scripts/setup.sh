@@ -25,8 +25,9 @@ cd "$repo"
 #                      metrics.listen port; `systemctl disable --now prometheus
 #                      prometheus-node-exporter` if you do not want them)
 #   systemd            systemd-analyze verifies deploy/systemd/airlock.service in a test
+#   jq curl            the CI templates in integrations/ use them; a test runs their scripts
 packages=(docker.io busybox-static debootstrap openssh-client openssh-server bsdutils tmux
-          redis-server asciinema file prometheus systemd)
+          redis-server asciinema file prometheus systemd jq curl)
 
 started=$(date +%s)
 step_started=$started

@@ -41,14 +41,14 @@ async function readState(dir: string): Promise<RecordingState> {
   }
 }
 
-/** Removes what an interrupted earlier attempt may have left. */
-async /** Seals the spool file of an unsealed recording directory (fast: no derivation, no compression). */
+/** Seals the spool file of an unsealed recording directory (fast: no derivation, no compression). */
 export async function sealSpool(dir: string, reason: string): Promise<void> {
   const spool = join(dir, BINARY_SPOOL_FILE);
   if (existsSync(join(dir, MANIFEST_FILE)) || !existsSync(spool)) return;
   await ensureSealed(spool, (await readState(dir)).connectionId, reason);
 }
 
+/** Removes what an interrupted earlier attempt may have left. */
 async function removeDerived(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     if (/^channel-\d+\.cast$/.test(name) || name === COMMANDS_FILE || name.endsWith('.tmp') || name === BINARY_FILE) await rm(join(dir, name), { force: true });

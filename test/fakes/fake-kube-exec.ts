@@ -147,7 +147,7 @@ export function runExecSession(ws: WebSocket, protocol: string, req: ExecRequest
         // the kubelet logs and ignores an undecodable resize
       }
     } else if (channel === 255 && v5 && payload[0] === 0) {
-      if (pendingResizes > 0) resizing = resizing.then(() => child.stdin?.end());
+      if (pendingResizes > 0) resizing = resizing.then(() => void child.stdin?.end());
       else child.stdin?.end();
     }
   });

@@ -10,11 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import type { ConnectionInfo } from '../../src/backend/backend.js';
 import { fileWriteCommand, planKubeCommand } from '../../src/backend/kubernetes/command.js';
 import { execPath, parseExecStatus } from '../../src/backend/kubernetes/exec-stream.js';
+import { certainlyNotApplied, isTransient, mapKubeError } from '../../src/backend/kubernetes/kube-errors.js';
 import type { KubernetesPodOptions } from '../../src/backend/kubernetes/options.js';
 import { DEFAULT_IDLE_COMMAND } from '../../src/backend/kubernetes/options.js';
 import { buildPod, podName, type PodBuildInput } from '../../src/backend/kubernetes/pod-spec.js';
@@ -437,4 +438,40 @@ describe('pod reaper policy', () => {
   for (const [name, c, expected] of cases) {
     it(name, () => assert.equal(podReapReason(c, policy), expected));
   }
+});
+
+describe('API errors → codes', () => {
+  const status = (code: number, reason: string, message: string) =>
+    new ApiException(code, 'Unknown API Status Code!', JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code }), {});
+  const refused = Object.assign(new Error('request to https://10.0.0.1:6443/api failed, reason: connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+
+  it('maps Status answers and network failures to codes with the server message', () => {
+    const cases: Array<[unknown, string, RegExp]> = [
+      [status(403, 'Forbidden', 'pods is forbidden: User "system:serviceaccount:airlock:airlock" cannot create resource "pods"'), 'BACKEND_FORBIDDEN', /cannot create resource "pods".*check the gateway's Role/],
+      [new ApiException(401, 'Unauthorized', undefined, {}), 'BACKEND_FORBIDDEN', /rejected the gateway's credentials \(401/],
+      [status(422, 'Invalid', 'Pod "x" is invalid: spec.containers[0].image: Required value'), 'CONTAINER_START_FAILED', /refused the pod: Pod "x" is invalid/],
+      [status(500, 'InternalError', 'etcdserver: request timed out'), 'BACKEND_UNAVAILABLE', /etcdserver/],
+      [status(429, 'TooManyRequests', 'slow down'), 'BACKEND_UNAVAILABLE', /slow down/],
+      [status(404, 'NotFound', 'namespaces "nope" not found'), 'CONTAINER_START_FAILED', /namespaces "nope" not found/],
+      [refused, 'BACKEND_UNAVAILABLE', /not reachable \(ECONNREFUSED\)/],
+      [Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }), 'TIMEOUT', /timed out/],
+    ];
+    for (const [err, code, message] of cases) {
+      const mapped = mapKubeError(err, 'CONTAINER_START_FAILED', 'creating the pod');
+      assert.equal(mapped.code, code, mapped.message);
+      assert.match(mapped.message, message);
+      assert.equal(mapped.cause, err);
+    }
+  });
+
+  it('knows when a create certainly did not happen (so there is nothing to delete)', () => {
+    assert.equal(certainlyNotApplied(refused), true);
+    assert.equal(certainlyNotApplied(mapKubeError(refused, 'CONTAINER_START_FAILED', 'x')), true, 'looks through the AirlockError');
+    assert.equal(certainlyNotApplied(status(403, 'Forbidden', 'no')), true);
+    assert.equal(certainlyNotApplied(status(500, 'InternalError', 'maybe')), false);
+    assert.equal(certainlyNotApplied(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), false);
+    assert.equal(certainlyNotApplied(Object.assign(new Error('aborted'), { name: 'AbortError' })), false);
+    assert.equal(isTransient(refused), true);
+    assert.equal(isTransient(status(409, 'AlreadyExists', 'x')), false);
+  });
 });

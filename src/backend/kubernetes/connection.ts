@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { BackendConnection, ConnectionInfo, Process, ProcessRequest } from '../backend.js';
 import type { Clock } from '../../core/clock.js';
@@ -7,7 +8,7 @@ import { newMarkerNonce } from '../docker/pid-marker.js';
 import { fileWriteCommand, planKubeCommand } from './command.js';
 import type { ExecTarget } from './exec-stream.js';
 import type { KubeClient } from './kube-client.js';
-import { mapKubeError } from './kube-errors.js';
+import { certainlyNotApplied, mapKubeError } from './kube-errors.js';
 import { KubeProcess } from './kube-process.js';
 import type { KubernetesBackendOptions } from './options.js';
 import { createPod, deletePod, listPods, waitForRunning } from './pod-ops.js';
@@ -56,6 +57,8 @@ export class KubernetesConnection implements BackendConnection {
   #closing: Promise<void> | undefined;
 
   private constructor(ctx: KubeBackendContext, info: ConnectionInfo) {
+    // Every exec's open and every pod wait listens on it: many channels are normal.
+    setMaxListeners(1000, this.#abort.signal);
     this.#ctx = ctx;
     this.#info = info;
     this.#logger = ctx.logger.child({ connectionId: info.connectionId });
@@ -152,7 +155,14 @@ export class KubernetesConnection implements BackendConnection {
     const started = clock.now();
     this.#pods.add(name);
     try {
-      const created = await createPod(this.#ctx.client, body, options.timeouts);
+      let created: Awaited<ReturnType<typeof createPod>>;
+      try {
+        created = await createPod(this.#ctx.client, body, options.timeouts);
+      } catch (err) {
+        // Nothing to delete (and no reason to retry a delete against an unreachable server).
+        if (certainlyNotApplied(err)) this.#pods.delete(name);
+        throw err;
+      }
       const abort = AbortSignal.any([this.#abort.signal, ...(signal ? [signal] : [])]);
       try {
         await waitForRunning({ client: this.#ctx.client, timeouts: options.timeouts, clock, logger: this.#logger }, created, this.#ctx.consoleContainer, abort);

@@ -84,6 +84,21 @@ function isAbort(err: unknown): boolean {
   return name === 'AbortError' || name === 'TimeoutError' || type === 'aborted';
 }
 
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * True when a request certainly did not take effect: the connection was never made (refused,
+ * unresolvable, unreachable, TLS verification failed) or the server answered with a 4xx. After a
+ * timeout, a reset or a 5xx the request may still have happened.
+ */
+export function certainlyNotApplied(err: unknown): boolean {
+  const inner = err instanceof AirlockError && err.cause !== undefined ? err.cause : err;
+  const { code } = kubeStatus(inner);
+  if (code !== undefined) return code >= 400 && code < 500 && code !== 408 && code !== 429;
+  const sys = systemCode(inner);
+  return sys !== undefined && (NEVER_CONNECTED.has(sys) || sys.includes('CERT') || sys === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+}
+
 export function isNotFound(err: unknown): boolean {
   return kubeStatus(err).code === 404;
 }

@@ -4,6 +4,9 @@ import type { BackendConnection, ConnectionInfo, Process, ProcessRequest } from 
 import { AirlockError } from '../../core/errors.js';
 import { ProxyProcess } from './proxy-process.js';
 
+/** How long kill() waits for the upstream to close a channel before dropping it. */
+const KILL_TIMEOUT_MS = 10_000;
+
 /**
  * One gateway connection = one upstream SSH connection; each session channel of the user becomes
  * a session channel upstream (exec, shell or subsystem, with the pty and env requests before it).
@@ -32,13 +35,12 @@ export class SshProxyConnection implements BackendConnection {
 
   async startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
     if (this.#closing) throw new AirlockError('EXEC_FAILED', 'the connection is closing');
-    const channel = await this.#open(request, signal);
+    const proc = await this.#open(request, signal);
+    this.#processes.add(proc);
     if (this.#closing) {
-      channel.close();
+      await proc.kill();
       throw new AirlockError('EXEC_FAILED', 'the connection is closing');
     }
-    const proc = new ProxyProcess(channel, { pty: request.pty !== undefined, closeTimeoutMs: this.#timeoutMs });
-    this.#processes.add(proc);
     void proc.exited.catch(() => undefined).finally(() => this.#processes.delete(proc));
     return proc;
   }
@@ -57,7 +59,7 @@ export class SshProxyConnection implements BackendConnection {
     this.#logger.info({ reason, ms: Date.now() - started }, 'upstream connection closed');
   }
 
-  #open(request: ProcessRequest, signal: AbortSignal | undefined): Promise<ClientChannel> {
+  #open(request: ProcessRequest, signal: AbortSignal | undefined): Promise<ProxyProcess> {
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(this.#info.environment)) env[key] = value.value;
     Object.assign(env, request.env);
@@ -65,7 +67,7 @@ export class SshProxyConnection implements BackendConnection {
       ? { term: request.pty.term, cols: request.pty.cols, rows: request.pty.rows, width: 0, height: 0 }
       : undefined;
     const what = request.kind === 'subsystem' ? `subsystem ${request.command}` : request.kind;
-    return new Promise<ClientChannel>((resolve, reject) => {
+    return new Promise<ProxyProcess>((resolve, reject) => {
       let settled = false;
       const finish = (err: Error | undefined, channel?: ClientChannel) => {
         if (settled) {
@@ -85,7 +87,11 @@ export class SshProxyConnection implements BackendConnection {
               userMessage: timedOut ? 'the upstream SSH server did not answer in time' : 'the upstream SSH server refused to start the program',
             }),
           );
-        } else resolve(channel);
+        } else {
+          // Built right here, synchronously: ssh2 may emit the program's exit-status and close
+          // in the same read as the exec reply, before a promise continuation would run.
+          resolve(new ProxyProcess(channel, { pty: request.pty !== undefined, killTimeoutMs: Math.min(this.#timeoutMs, KILL_TIMEOUT_MS) }));
+        }
       };
       const timer = setTimeout(() => finish(new Error('timeout')), this.#timeoutMs);
       const onAbort = () => finish(new Error('aborted'));

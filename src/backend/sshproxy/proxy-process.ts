@@ -1,5 +1,4 @@
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { ClientChannel } from 'ssh2';
 import type { ExitStatus, Process } from '../backend.js';
 import { AirlockError } from '../../core/errors.js';
@@ -63,18 +62,18 @@ export class ProxyProcess implements Process {
   readonly #channel: ClientChannel;
   readonly #requests: ReturnType<typeof channelRequests>;
   readonly #pty: boolean;
-  readonly #closed: Promise<void>;
-  readonly #closeTimeoutMs: number;
+  readonly #killTimeoutMs: number;
   readonly #outputs: readonly [PassThrough, PassThrough];
   #exit: ExitStatus | undefined;
   #killed = false;
+  #killing: Promise<void> | undefined;
   #ended = false;
 
-  constructor(channel: ClientChannel, options: { pty: boolean; closeTimeoutMs: number }) {
+  constructor(channel: ClientChannel, options: { pty: boolean; killTimeoutMs: number }) {
     this.#channel = channel;
     this.#requests = channelRequests(channel);
     this.#pty = options.pty;
-    this.#closeTimeoutMs = options.closeTimeoutMs;
+    this.#killTimeoutMs = options.killTimeoutMs;
     const stdout = new PassThrough({ highWaterMark: 64 * 1024 });
     const stderr = new PassThrough({ highWaterMark: 64 * 1024 });
     channel.pipe(stdout);
@@ -83,21 +82,22 @@ export class ProxyProcess implements Process {
     this.stderr = stderr;
     this.#outputs = [stdout, stderr];
     channel.on('error', () => undefined);
+    channel.stderr.on('error', () => undefined);
     channel.on('exit', (code: number | null, signal?: string, coreDumped?: boolean) => {
       this.#exit =
         typeof code === 'number'
           ? { kind: 'code', code }
           : { kind: 'signal', signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: coreDumped === true };
     });
-    this.#closed = new Promise((resolve) =>
-      channel.once('close', () => {
-        // A destroyed channel never ends its streams; end the outputs so `exited` settles.
-        if (channel.destroyed) this.#endOutputs();
-        resolve();
-      }),
-    );
+    // ssh2 emits the channel's 'close' after its stdout 'end'; stderr ends on its own. Either one
+    // ending means every byte of it has been handed to our output (the pipes' backpressure).
+    const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+    const stderrDone = new Promise<void>((resolve) => {
+      channel.stderr.once('end', () => resolve());
+      channel.stderr.once('close', () => resolve());
+    });
     this.stdin = this.#stdinWriter();
-    this.exited = this.#waitExit();
+    this.exited = this.#waitExit(closed, stderrDone);
     this.exited.catch(() => undefined);
   }
 
@@ -118,31 +118,40 @@ export class ProxyProcess implements Process {
   /**
    * KILL first: OpenSSH's sshd does not end a program without a pty when its channel closes (the
    * program would run on, orphaned, until it touches its closed output). Then close the channel.
+   * If the upstream does not finish the close, or nobody reads the remaining output (the user
+   * is gone), the channel is destroyed after `killTimeoutMs`.
    */
-  async kill(): Promise<void> {
+  kill(): Promise<void> {
+    this.#killing ??= this.#kill();
+    return this.#killing;
+  }
+
+  async #kill(): Promise<void> {
     if (this.#ended) return;
     this.#killed = true;
     this.#requests.signal('KILL');
     this.#channel.close();
-    const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, this.#closeTimeoutMs, 'timeout').unref());
-    if ((await Promise.race([this.#closed, timer])) === 'timeout') {
+    const settled = this.exited.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, this.#killTimeoutMs, 'timeout')));
+    const outcome = await Promise.race([settled, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.#channel.unpipe(this.#outputs[0]);
+      this.#channel.stderr.unpipe(this.#outputs[1]);
+      this.#channel.stderr.destroy();
       this.#channel.destroy();
-      this.#endOutputs();
+      for (const out of this.#outputs) if (!out.writableEnded) out.end();
+      await settled;
     }
-    await this.exited.catch(() => undefined);
   }
 
-  #endOutputs(): void {
-    this.#channel.unpipe(this.#outputs[0]);
-    this.#channel.stderr.unpipe(this.#outputs[1]);
-    for (const out of this.#outputs) if (!out.writableEnded) out.end();
-  }
-
-  async #waitExit(): Promise<ExitStatus> {
+  async #waitExit(closed: Promise<void>, stderrDone: Promise<void>): Promise<ExitStatus> {
     try {
-      await this.#closed;
-      // Both outputs drain fully before the status is reported (the SSH layer sends it last).
-      await Promise.all([finished(this.stdout).catch(() => undefined), finished(this.stderr).catch(() => undefined)]);
+      await Promise.all([closed, stderrDone]);
     } finally {
       this.#ended = true;
     }
