@@ -32,8 +32,7 @@ import {
   type ConcurrencyResult,
 } from './lib/measure.js';
 import { fmt, table } from './lib/report.js';
-import { rssBytes } from './lib/rss.js';
-import { gatewayTarget, KEX_ARGS, type SshTarget } from './lib/ssh-target.js';
+import { gatewayTarget, type SshTarget } from './lib/ssh-target.js';
 import { summarize, type Summary } from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -49,8 +48,8 @@ const option = (name: string, fallback: number) => {
 const QUICK = flag('quick');
 const N = option('n', QUICK ? 5 : 20);
 const PROMPT_N = option('prompt-n', QUICK ? 3 : 10);
-const SIZE = option('size-mb', QUICK ? 32 : 256) * 1_000_000;
-const TTY_SIZE = option('tty-size-mb', QUICK ? 16 : 64) * 1_000_000;
+const SIZE = option('size-mb', QUICK ? 32 : 128) * 1_000_000;
+const TTY_SIZE = option('tty-size-mb', QUICK ? 16 : 48) * 1_000_000;
 const ROUNDS = option('rounds', QUICK ? 1 : 3);
 const SESSIONS = option('sessions', QUICK ? 20 : 100);
 const POOL_SIZE = option('pool-size', 4);
@@ -210,7 +209,7 @@ async function main(): Promise<void> {
 
   if (want('floors')) await floors(image);
 
-  const baseline: BaselineSshd = await startBaselineSshd(image, fx.alice, KEX_ARGS);
+  const baseline: BaselineSshd = await startBaselineSshd(image, fx.alice);
   cleanups.push(() => baseline.stop());
   const cold = await startGw(fx, 'airlock');
 
@@ -249,16 +248,23 @@ async function main(): Promise<void> {
 
 async function warmPool(fx: KeyFixture): Promise<void> {
   step(`warm pool (docker.pool.size ${POOL_SIZE})`);
-  const pool = await startGw(fx, 'airlock +pool', { docker: { pool: { size: POOL_SIZE } } });
-  const poolFull = async () => {
-    await pool.gw.waitForIdle(60_000);
-    const count = (msg: string) => pool.gw.logs.filter((l) => l.msg === msg).length;
-    await pool.gw.waitForLog(() => count('pool container ready') - count('pool container claimed') >= POOL_SIZE, 60_000);
-  };
-  await latency([{ t: pool, between: poolFull }], 'TARGET');
-  extras.poolRssBytes = await rssBytes(pool.gw.child.pid!);
-  await pool.gw.waitForIdle(120_000);
-  await pool.stop();
+  const variants: Array<{ name: string; overrides: GatewayConfig; prompt: boolean }> = [
+    { name: 'airlock +pool', overrides: { docker: { pool: { size: POOL_SIZE } } }, prompt: true },
+    // What attaching the network at claim costs: the same pool with networkMode none.
+    { name: 'airlock +pool, no network', overrides: { docker: { pool: { size: POOL_SIZE }, execution: { host: { networkMode: 'none' } } } }, prompt: false },
+  ];
+  for (const v of variants) {
+    const pool = await startGw(fx, v.name, v.overrides);
+    const poolFull = async () => {
+      await pool.gw.waitForIdle(60_000);
+      const count = (msg: string) => pool.gw.logs.filter((l) => l.msg === msg).length;
+      await pool.gw.waitForLog(() => count('pool container ready') - count('pool container claimed') >= POOL_SIZE, 60_000);
+    };
+    record('connect (ssh true)', pool.name, 'ms', await connectLatency(pool, N, poolFull));
+    if (v.prompt) record('first prompt (ssh -tt)', pool.name, 'ms', await firstPrompt(pool, PROMPT_N, poolFull));
+    await pool.gw.waitForIdle(120_000);
+    await pool.stop();
+  }
 }
 
 function report(machine: Record<string, unknown>, gwC: ConcurrencyResult | undefined, baseC: ConcurrencyResult | undefined, seconds: number): void {

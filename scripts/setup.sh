@@ -13,7 +13,7 @@ cd "$repo"
 #   busybox-static     the tiny test image airlock-test:busybox
 #   debootstrap        builds the Debian demo image airlock-demo:latest without a registry
 #   openssh-client     ssh/ssh-keygen/sftp: the tests drive the gateway with the real client
-#   openssh-server     its sftp-server and sshd for comparison tests
+#   openssh-server     its sftp-server, and sshd as the SSH proxy backend's upstream in tests
 #   bsdutils           `script`, to give the ssh client a real terminal in tests
 #   tmux               interactive (pty) tests: send-keys / capture-pane
 #   redis-server       the broker's session store in tests
@@ -26,8 +26,10 @@ cd "$repo"
 #                      prometheus-node-exporter` if you do not want them)
 #   systemd            systemd-analyze verifies deploy/systemd/airlock.service in a test
 #   jq curl            the CI templates in integrations/ use them; a test runs their scripts
+#   podman catatonit   the Podman backend's tests (test/helpers/podman.ts starts its API service);
+#                      catatonit is the init binary Podman needs for Init: true
 packages=(docker.io busybox-static debootstrap openssh-client openssh-server bsdutils tmux
-          redis-server asciinema file prometheus systemd jq curl)
+          redis-server asciinema file prometheus systemd jq curl podman catatonit)
 
 started=$(date +%s)
 step_started=$started

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { tempDir } from '../../test/helpers/tmp.js';
 import type { TestKey } from '../../test/helpers/keys.js';
-import type { SshTarget } from './ssh-target.js';
+import { clientArgs, type SshTarget } from './ssh-target.js';
 import { BENCH_LABEL } from './measure.js';
 
 const run = promisify(execFile);
@@ -62,7 +62,7 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
-export async function startBaselineSshd(image: string, key: TestKey, kexArgs: readonly string[]): Promise<BaselineSshd> {
+export async function startBaselineSshd(image: string, key: TestKey): Promise<BaselineSshd> {
   if (process.getuid?.() !== 0) throw new Error('the baseline needs root (it runs sshd and creates a user)');
   if (!(await exists(SSHD))) throw new Error(`${SSHD} not found: apt-get install -y openssh-server`);
   const tmp = await tempDir('airlock-bench-sshd-');
@@ -159,16 +159,7 @@ export async function startBaselineSshd(image: string, key: TestKey, kexArgs: re
       pid,
       args({ tty = false, command } = {}) {
         return [
-          '-p', String(port),
-          '-F', '/dev/null',
-          '-o', `UserKnownHostsFile=${knownHosts}`,
-          '-o', 'StrictHostKeyChecking=yes',
-          '-o', 'IdentityAgent=none',
-          '-o', 'IdentitiesOnly=yes',
-          '-o', 'BatchMode=yes',
-          '-o', 'ConnectTimeout=60',
-          '-i', key.path,
-          ...kexArgs,
+          ...clientArgs(port, knownHosts, key.path),
           ...(tty ? ['-tt'] : []),
           `${user}@127.0.0.1`,
           ...(command !== undefined ? ['--', command] : []),

@@ -76,44 +76,59 @@ export async function firstPrompt(target: SshTarget, n: number, between?: () => 
 export type Direction = 'out' | 'in';
 
 /**
- * Throughput in MB/s (10^6 bytes): `out` = container→client (`head -c N /dev/zero` read by
- * `wc -c`), `in` = client→container (`head -c N /dev/zero | ssh … 'cat > /dev/null'`). The time
- * includes the login, as a user would measure it; with sizes of 100+ MB it is a small share.
+ * Throughput in MB/s (10^6 bytes), timed from the first byte to the end of the session, so the
+ * login is not part of it (it is measured on its own above).
+ * - `out` = container→client: `head -c N /dev/zero`, counted here from the first byte on; with
+ *   `tty` through a pty (`ssh -tt`), the client's stdin an open, silent pipe as at a terminal.
+ * - `in` = client→container: `echo ready; cat > /dev/null`; N bytes are written once "ready"
+ *   arrives (honouring the pipe's backpressure), the clock stops when the session ends.
  */
 export async function throughput(target: SshTarget, direction: Direction, bytes: number, opts: { tty?: boolean } = {}): Promise<number> {
-  if (opts.tty) return ttyThroughput(target, bytes);
-  let script: string;
-  if (direction === 'out') {
-    const args = target.args({ command: `head -c ${bytes} /dev/zero` }).map(shellQuote).join(' ');
-    script = `ssh ${args} </dev/null | wc -c`;
-  } else {
-    const args = target.args({ command: 'cat > /dev/null' }).map(shellQuote).join(' ');
-    script = `head -c ${bytes} /dev/zero | ssh ${args} && echo ${bytes}`;
-  }
-  const r = await timedShell(script, 600_000);
-  const got = Number(r.stdout.trim().split('\n').pop());
-  if (r.code !== 0 || got !== bytes) throw new Error(`${target.name} ${direction}: got ${got} of ${bytes} bytes (exit ${r.code}): ${r.stderr.trim()}`);
-  return bytes / 1e6 / (r.ms / 1000);
-}
-
-/**
- * Container→client through a pty (`ssh -tt`). The client's stdin stays open (an open pipe
- * nobody writes to), as with a user at a terminal; the bytes are counted here.
- */
-async function ttyThroughput(target: SshTarget, bytes: number): Promise<number> {
-  const started = now();
-  const child = spawn('ssh', target.args({ tty: true, command: `head -c ${bytes} /dev/zero` }), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const command = direction === 'out' ? `head -c ${bytes} /dev/zero` : 'echo ready; cat > /dev/null';
+  const child = spawn('ssh', target.args({ command, ...(opts.tty ? { tty: true } : {}) }), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let started: number | undefined;
   let got = 0;
   let stderr = '';
   child.stdin.on('error', () => undefined);
-  child.stdout.on('data', (d: Buffer) => (got += d.length));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  if (direction === 'out') {
+    if (!opts.tty) child.stdin.end();
+    child.stdout.on('data', (d: Buffer) => {
+      started ??= now();
+      got += d.length;
+    });
+  } else {
+    let seen = '';
+    const onReady = (d: Buffer) => {
+      seen += d.toString();
+      if (!seen.includes('ready\n')) return;
+      child.stdout.off('data', onReady);
+      started = now();
+      void feed(child.stdin, bytes).then((n) => (got = n));
+    };
+    child.stdout.on('data', onReady);
+  }
   const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
   const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
-  const ms = now() - started;
-  if (code !== 0 || got !== bytes) throw new Error(`${target.name} out tty: got ${got} of ${bytes} bytes (exit ${code}): ${stderr.trim()}`);
-  return bytes / 1e6 / (ms / 1000);
+  const end = now();
+  if (code !== 0 || got !== bytes || started === undefined) {
+    throw new Error(`${target.name} ${direction}${opts.tty ? ' tty' : ''}: moved ${got} of ${bytes} bytes (exit ${code}): ${stderr.trim()}`);
+  }
+  return bytes / 1e6 / ((end - started) / 1000);
+}
+
+/** Writes `bytes` zero bytes to `stdin` with its backpressure, then ends it; resolves with the count. */
+async function feed(stdin: NodeJS.WritableStream, bytes: number): Promise<number> {
+  const block = Buffer.alloc(1024 * 1024);
+  let sent = 0;
+  while (sent < bytes) {
+    const n = Math.min(block.length, bytes - sent);
+    sent += n;
+    if (!stdin.write(n === block.length ? block : block.subarray(0, n))) await once(stdin, 'drain');
+  }
+  stdin.end();
+  return sent;
 }
 
 export interface ConcurrencyResult {
@@ -219,10 +234,18 @@ export async function dockerExecFloor(containerId: string, n: number): Promise<n
   return samples;
 }
 
-/** `docker exec [-t] C head -c N /dev/zero | wc -c`: the engine's own CLI as a throughput reference. */
+/** `docker exec [-t] C head -c N /dev/zero`, timed like `throughput` (first byte to end). */
 export async function dockerExecThroughput(containerId: string, bytes: number, tty: boolean): Promise<number> {
-  const r = await timedShell(`docker exec ${tty ? '-t ' : ''}${containerId} head -c ${bytes} /dev/zero | wc -c`, 600_000);
-  const got = Number(r.stdout.trim());
-  if (r.code !== 0 || got !== bytes) throw new Error(`docker exec throughput: got ${got} of ${bytes}: ${r.stderr}`);
-  return bytes / 1e6 / (r.ms / 1000);
+  const child = spawn('docker', ['exec', ...(tty ? ['-t'] : []), containerId, 'head', '-c', String(bytes), '/dev/zero'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let started: number | undefined;
+  let got = 0;
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    started ??= now();
+    got += d.length;
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0 || got !== bytes || started === undefined) throw new Error(`docker exec throughput: got ${got} of ${bytes} (exit ${code}): ${stderr}`);
+  return bytes / 1e6 / ((now() - started) / 1000);
 }

@@ -115,14 +115,14 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
   // manifest of recordings whose spool file is closed. Two at a time, so a burst of ended
   // sessions does not take every CPU from the live ones.
   const finalizing = new Set<string>();
-  const finalizeQueue: Array<{ dir: string; reason: string }> = [];
+  const finalizeQueue: Array<{ dir: string; reason: string; spoolSealed: boolean }> = [];
   const finalizeIdle = new Set<() => void>();
   let finalizeRunning = 0;
   const pumpFinalize = () => {
     while (finalizeRunning < FINALIZE_CONCURRENCY && finalizeQueue.length > 0) {
-      const job = finalizeQueue.shift() as { dir: string; reason: string };
+      const job = finalizeQueue.shift() as { dir: string; reason: string; spoolSealed: boolean };
       finalizeRunning++;
-      void sealRecording(job.dir, job.reason)
+      void sealRecording(job.dir, job.reason, { spoolSealed: job.spoolSealed })
         .then(
           (manifest) => {
             unsealed.delete(job.dir);
@@ -141,10 +141,10 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
         });
     }
   };
-  const finalize = (dir: string, reason: string) => {
+  const finalize = (dir: string, reason: string, spoolSealed = false) => {
     if (finalizing.has(dir)) return;
     finalizing.add(dir);
-    finalizeQueue.push({ dir, reason });
+    finalizeQueue.push({ dir, reason, spoolSealed });
     pumpFinalize();
   };
 
@@ -217,9 +217,9 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
           clock: nsClock,
           logger: logger.child({ connectionId }),
           onWriteFailure: () => counters.writeFailures++,
-          onClosed: (dir, reason) => {
+          onClosed: (dir, reason, spoolSealed) => {
             active.delete(connectionId);
-            finalize(dir, reason);
+            finalize(dir, reason, spoolSealed);
           },
         });
         active.set(connectionId, recording);

@@ -39,7 +39,7 @@ export interface RecordingOptions {
    * casts and command log, compresses and stores it in the background (recover.ts
    * sealRecording). `reason` says why the recording is incomplete, '' when it is complete.
    */
-  readonly onClosed: (dir: string, reason: string) => void;
+  readonly onClosed: (dir: string, reason: string, spoolSealed: boolean) => void;
 }
 
 const EVENT = 0;
@@ -242,6 +242,6 @@ export class SpoolRecording implements ConnectionRecording {
       await this.#sink.destroy();
       reason = `the spool could not be written (${this.#failure.code ?? this.#failure.message}); everything written before is kept`;
     }
-    this.#o.onClosed(this.dir, reason);
+    this.#o.onClosed(this.dir, reason, !this.#failure);
   }
 }

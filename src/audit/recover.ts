@@ -97,7 +97,7 @@ export async function ensureSealed(spool: string, connectionId: string, reason: 
  * (its presence means "sealed") and removes the spool file. Everything that reached the disk
  * is kept. A recording already sealed is returned as it is.
  */
-export async function sealRecording(dir: string, reason: string, formats?: RecordingFormats): Promise<Manifest> {
+export async function sealRecording(dir: string, reason: string, options: { formats?: RecordingFormats; spoolSealed?: boolean } = {}): Promise<Manifest> {
   const manifestPath = join(dir, MANIFEST_FILE);
   const spool = join(dir, BINARY_SPOOL_FILE);
   if (existsSync(manifestPath)) {
@@ -105,7 +105,7 @@ export async function sealRecording(dir: string, reason: string, formats?: Recor
     return readManifest(dir);
   }
   const state = await readState(dir);
-  const wanted: RecordingFormats = formats ?? state.formats ?? { binary: true, asciicast: false };
+  const wanted: RecordingFormats = options.formats ?? state.formats ?? { binary: true, asciicast: false };
   await removeDerived(dir);
   const files: FileEntry[] = [];
   let seal: SealInfo = { complete: false, reason, digest: '' };
@@ -113,10 +113,11 @@ export async function sealRecording(dir: string, reason: string, formats?: Recor
   let lastNs: bigint | undefined;
   let channels: Manifest['channels'] = [];
   if (existsSync(spool)) {
-    seal = await ensureSealed(spool, state.connectionId, reason);
+    // After a normal close the writer sealed the spool file: no extra pass over it.
+    if (!options.spoolSealed) seal = await ensureSealed(spool, state.connectionId, reason);
     const deriver = new RecordingDeriver(fileSinks(dir), { casts: wanted.asciicast, commands: true });
     let messages = 0;
-    await scanBinary(
+    const scan = await scanBinary(
       createReadStream(spool),
       (m: AuditMessage) => {
         messages++;
@@ -126,6 +127,10 @@ export async function sealRecording(dir: string, reason: string, formats?: Recor
       },
       { raw: true },
     );
+    if (options.spoolSealed) {
+      if (!scan.seal || scan.truncated || scan.problems.length > 0) throw new Error(`${spool} is not sealed: ${scan.problems.join('; ') || 'no seal'}`);
+      seal = scan.seal;
+    }
     const derived = await deriver.finish();
     channels = derived.channels;
     if (wanted.binary) {

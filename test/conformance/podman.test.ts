@@ -1,33 +1,37 @@
 /**
- * The shared behaviour suite against a real Podman API service, through the same Docker backend:
- * first in the form ContainerSSH documents (`backend: docker` + Podman's socket, unchanged), then
- * with the `backend: podman` alias.
+ * The shared behaviour suite against a real Podman API service (test/helpers/podman.ts starts it),
+ * through the same Docker backend: in the form ContainerSSH documents (`backend: docker` + Podman's
+ * socket, unchanged) in both modes, and with the `backend: podman` alias, which only changes how
+ * the host is resolved (so one mode is enough).
  */
 import { randomBytes } from 'node:crypto';
 import { ensurePodmanService, ensurePodmanTestImage, podmanContainers, PODMAN_HOST } from '../helpers/podman.js';
-import { runBackendConformance } from './backend-suite.js';
 import type { GatewayConfig } from '../helpers/gateway.js';
+import { runBackendConformance } from './backend-suite.js';
 
-const variants: Array<[string, (mode: string, labels: Record<string, string>) => GatewayConfig]> = [
-  [
-    'backend: docker + Podman socket',
-    (mode, labels) => ({ backend: 'docker', docker: { connection: { host: PODMAN_HOST }, execution: { mode, container: { labels } } } }),
-  ],
-  ['backend: podman', (mode, labels) => ({ backend: 'podman', docker: { execution: { mode, container: { labels } } } })],
+type Variant = readonly [name: string, overrides: (labels: Record<string, string>) => GatewayConfig];
+
+const variants: Variant[] = [
+  ...(['connection', 'session'] as const).map(
+    (mode): Variant => [
+      `backend: docker + Podman socket, ${mode} mode`,
+      (labels) => ({ backend: 'docker', docker: { connection: { host: PODMAN_HOST }, execution: { mode, container: { labels } } } }),
+    ],
+  ),
+  ['backend: podman, connection mode', (labels) => ({ backend: 'podman', docker: { execution: { mode: 'connection', container: { labels } } } })],
 ];
 
-for (const [variant, overrides] of variants) {
-  for (const mode of ['connection', 'session'] as const) {
-    runBackendConformance(`podman (${variant}, ${mode} mode)`, async () => {
-      await ensurePodmanService();
-      await ensurePodmanTestImage();
-      const runLabel = randomBytes(6).toString('hex');
-      return {
-        gatewayOverrides: overrides(mode, { 'conformance.run': runLabel }),
-        listWorkloads: () => podmanContainers(`conformance.run=${runLabel}`),
-        unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/podman.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
-        cleanup: async () => undefined,
-      };
-    });
-  }
+for (const [name, overrides] of variants) {
+  runBackendConformance(`podman (${name})`, async () => {
+    await ensurePodmanService();
+    await ensurePodmanTestImage();
+    // A label of this run only: other suites may share the engine.
+    const runLabel = randomBytes(6).toString('hex');
+    return {
+      gatewayOverrides: overrides({ 'conformance.run': runLabel }),
+      listWorkloads: () => podmanContainers(`conformance.run=${runLabel}`),
+      unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/podman.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
+      cleanup: async () => undefined,
+    };
+  });
 }

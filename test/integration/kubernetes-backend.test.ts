@@ -482,6 +482,22 @@ describe('Kubernetes backend: connection, credentials, protocol and errors', () 
     }
   });
 
+  it('the first decisive watch event wins (ErrImagePull, even when ImagePullBackOff follows in the same burst)', async () => {
+    // No delay between lifecycle steps: the watch delivers ErrImagePull and ImagePullBackOff together.
+    const fake = await startFakeKubeApiServer({ namespaces: [NS], stepDelayMs: 0, images: { 'nope:2': { pull: 'not-found' } } });
+    try {
+      const backend = createKubernetesBackend(options(fake));
+      for (let i = 0; i < 5; i++) {
+        const err = await rejectsWith(backend.openConnection(connectionInfo({ image: 'nope:2' })), 'IMAGE_NOT_FOUND');
+        assert.match(err.message, /ErrImagePull/);
+      }
+      await settled(fake);
+      assert.deepEqual(fake.pods(NS), []);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('qps/burst: API calls beyond the burst are spaced at qps', async () => {
     const fake = await startFakeKubeApiServer({ namespaces: [NS] });
     try {

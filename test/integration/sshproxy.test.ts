@@ -18,7 +18,7 @@ import ssh2 from 'ssh2';
 import { keyFixture, type KeyFixture } from '../helpers/fixture.js';
 import { deepMerge, startGateway, type GatewayConfig, type TestGateway } from '../helpers/gateway.js';
 import { makeKey } from '../helpers/keys.js';
-import { ssh, sshArgs } from '../helpers/ssh.js';
+import { spawnSsh, ssh, sshArgs } from '../helpers/ssh.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
@@ -86,6 +86,7 @@ describe('sshproxy backend', () => {
 
   it('refuses an upstream whose host key is not pinned: one clear line, nothing sent upstream', async () => {
     const other = await makeKey(fx.dir, `other-host-key-${randomBytes(3).toString('hex')}`);
+    const logFrom = sshd.log().length;
     const g = await start({ allowedHostKeyFingerprints: [other.fingerprint] });
     const r = await runAs(g, 'echo should-not-run');
     assert.equal(r.code, 255, r.stderr);
@@ -96,7 +97,9 @@ describe('sshproxy backend', () => {
     assert.doesNotMatch(r.stderr, /SHA256:|127\.0\.0\.1/, 'fingerprints and addresses are for the operator log only');
     const logged = await g.waitForLog((l) => l.code === 'UPSTREAM_HOST_KEY_REJECTED');
     assert.match(JSON.stringify(logged), new RegExp(sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')));
-    assert.doesNotMatch(sshd.log(), new RegExp(`Accepted \\w+ for ${sshd.user}`), 'the gateway never logged in');
+    const upstreamLog = sshd.log().slice(logFrom);
+    assert.match(upstreamLog, /Connection from 127\.0\.0\.1/, 'the gateway did connect');
+    assert.doesNotMatch(upstreamLog, /Accepted \w+ for|userauth-request/, 'but never tried to log in');
   });
 
   it('logs in upstream with an inline key, or as the user themselves with usernamePassThrough', async () => {
@@ -160,36 +163,59 @@ describe('sshproxy backend', () => {
     }
   });
 
-  it('delivers a signal after the client closed stdin, and the exit-signal comes back', async () => {
+  it('ends the upstream program when a client that had closed stdin disconnects (no orphan upstream)', async () => {
     const g = await start();
     const client = new ssh2.Client();
     client.on('error', () => undefined);
     client.connect({ host: '127.0.0.1', port: g.port, username: 'alice', privateKey: await readFile(fx.alice.path) });
     await once(client, 'ready');
-    try {
-      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-        client.exec('cat; echo after-eof; exec sleep 1000', (err, c) => (err ? reject(err) : resolve(c))),
-      );
-      let output = '';
-      const sawEof = new Promise<void>((resolve) =>
-        ch.on('data', (d: Buffer) => {
-          output += d.toString();
-          if (output.includes('after-eof')) resolve();
-        }),
-      );
-      // EOF: the gateway ends the upstream channel's input, after which ssh2's own signal()
-      // would silently send nothing. cat ending proves the EOF arrived upstream.
-      ch.end();
-      await sawEof;
-      const exited = once(ch, 'exit');
-      // ssh2 drops our signal() too once we sent EOF, so send the request through its protocol.
-      const internals = ch as unknown as { outgoing: { id: number }; _client: { _protocol: { signal(id: number, name: string): void } } };
-      internals._client._protocol.signal(internals.outgoing.id, 'TERM');
-      const [code, signal] = (await exited) as [number | null, string];
-      assert.equal(code, null);
-      assert.equal(signal, 'SIGTERM');
-    } finally {
-      client.end();
-    }
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      client.exec('cat; echo after-eof; exec sleep 1000', (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    let output = '';
+    const sawEof = new Promise<void>((resolve) =>
+      ch.on('data', (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('after-eof')) resolve();
+      }),
+    );
+    // EOF: the gateway ends the upstream channel's input (cat ending proves it arrived). From then
+    // on ssh2's ClientChannel.signal() sends nothing, and sshd lets a program without a pty run on
+    // after its channel closes — the KILL on disconnect must still reach it.
+    ch.end();
+    await sawEof;
+    assert.ok((await sshd.userProcesses()).length > 0, 'sleep runs upstream');
+    const closed = once(client, 'close');
+    client.end();
+    await closed;
+    await g.waitForIdle();
+    await sshd.waitForLog(/session_signal_req: signal KILL/);
+    // afterEach asserts that no process of the upstream user is left.
+  });
+
+  it('tells the user when the upstream connection is lost mid-session', async () => {
+    const g = await start();
+    const child = await spawnSsh(g, { user: 'alice', identity: fx.alice.path, command: 'echo ready; sleep 1000' });
+    child.stdin!.on('error', () => undefined);
+    let stdout = '';
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = once(child, 'close');
+    await new Promise<void>((resolve) =>
+      child.stdout!.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('ready')) resolve();
+      }),
+    );
+    // The upstream crashes: its per-connection process (running as the upstream user) dies.
+    const { stdout: ps } = await run('ps', ['-u', sshd.user, '-o', 'pid=,args=']);
+    const session = ps.split('\n').find((line) => /sshd: .*@notty/.test(line));
+    assert.ok(session, ps);
+    process.kill(Number(session.trim().split(/\s+/)[0]), 'SIGKILL');
+    const [code] = (await closed) as [number | null];
+    assert.equal(code, 255, stderr);
+    assert.match(stderr, /^airlock: the connection to the upstream SSH server was lost \[EXEC_FAILED\]/m);
+    // Like any OpenSSH server that dies, it leaves its session's programs behind: end them here.
+    for (const pid of await sshd.userProcesses()) process.kill(Number(pid), 'SIGKILL');
   });
 });

@@ -150,4 +150,25 @@ describe('binary recording format', () => {
     const reordered = await scanBinary([rebuilt]);
     assert.ok(reordered.problems.some((p) => /does not match the hash chain/.test(p)), reordered.problems.join('; '));
   });
+
+  it('compression stores random stretches and deflates text ones, as several gzip members', async () => {
+    const sink = new BufferSink();
+    const w = new BinaryWriter({ connectionId: 'c1', sink, writeHeader: true });
+    const text = Buffer.from('drwxr-xr-x 2 airlock airlock 4096 Nov  5 10:00 build-output\n'.repeat(30_000));
+    const noise = randomBytes(2_500_000);
+    w.io(T0, 0, 1, text);
+    w.io(T0 + 1n, 0, 1, noise);
+    w.io(T0 + 2n, 0, 1, text);
+    w.seal(T0 + 3n, { complete: true });
+    const spool = sink.toBuffer();
+    const file = compressBinaryBuffer(spool);
+    assert.ok(file.length < noise.length + text.length / 2, `compressed to ${file.length} of ${spool.length}`);
+    const data: Buffer[] = [];
+    const scan = await scanBinary([file], (m) => {
+      if (m.type === AuditType.IO) data.push(Buffer.from(m.payload['data'] as Uint8Array));
+    });
+    assert.deepEqual(scan.problems, []);
+    assert.equal(scan.truncated, false);
+    assert.ok(Buffer.concat(data).equals(Buffer.concat([text, noise, text])));
+  });
 });

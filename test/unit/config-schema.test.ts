@@ -360,7 +360,7 @@ describe('config errors name the key and the fix', () => {
     assert.match(lines[0] ?? '', /auth\.password\.method to "webhook"/);
   });
 
-  for (const section of ['configserver', 'sshproxy', 'geoip']) {
+  for (const section of ['configserver', 'geoip']) {
     test(`top-level ${section} is "not supported yet", not ignored`, () => {
       assert.deepEqual(problemsOf({ [section]: {} }), [`${section}: not supported yet by this Airlock version — remove it`]);
     });
@@ -386,9 +386,9 @@ describe('config errors name the key and the fix', () => {
   });
 
   test('known ContainerSSH keys and values Airlock lacks are reported as not supported', () => {
-    assert.deepEqual(problemsOf({ security: { forwarding: {} }, backend: 'sshproxy' }), [
-      'backend: "sshproxy" is not supported yet by this Airlock version — use docker or kubernetes',
+    assert.deepEqual(problemsOf({ security: { forwarding: {} }, log: { destination: 'syslog' } }), [
       'security.forwarding: not supported yet by this Airlock version — remove it',
+      'log.destination: "syslog" is not supported yet by this Airlock version — use stdout or stderr or file',
     ]);
   });
 

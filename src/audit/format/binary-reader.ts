@@ -36,9 +36,13 @@ export interface ScanOptions {
   readonly raw?: boolean;
 }
 
-// What our writer (zlib level 1) puts in the 10-byte gzip header; the header is outside gzip's
-// CRC and the message chain, so any other value there is a modification.
+// What our compressor (zlib) puts in the 10-byte gzip header: no flags, no mtime, this OS byte;
+// XFL says 4 (fastest, level 1) or 0 (stored). The header is outside gzip's CRC and the message
+// chain, so any other value there is a modification (the manifest's SHA-256 covers later members).
 const GZIP_HEADER = gzipSync(Buffer.alloc(0), { level: zlibConstants.Z_BEST_SPEED }).subarray(0, 10);
+function ourGzipHeader(h: Buffer): boolean {
+  return h.subarray(0, 8).equals(GZIP_HEADER.subarray(0, 8)) && (h[8] === 4 || h[8] === 0) && h[9] === GZIP_HEADER[9];
+}
 
 function toMessage(value: unknown): AuditMessage | undefined {
   if (value === null || typeof value !== 'object') return undefined;
@@ -91,7 +95,7 @@ export async function scanBinary(
     while (!gzipHeaderChecked) {
       if (buf.length >= 10) {
         gzipHeaderChecked = true;
-        if (!buf.subarray(0, 10).equals(GZIP_HEADER)) problems.push('the gzip header was modified');
+        if (!ourGzipHeader(buf.subarray(0, 10))) problems.push('the gzip header was modified');
         break;
       }
       const next = await iterator.next();

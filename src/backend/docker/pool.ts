@@ -166,7 +166,10 @@ export class ContainerPool {
     try {
       const image = await ensureImage(docker, this.image, options.imagePullPolicy, { timeouts: options.timeouts, logger: this.#logger });
       const labels = this.#labels(key);
-      const user = await users.resolve(image, options.container.user, false, { labels, name: `airlock-pool-probe-${key.slice(5)}`, logger: this.#logger });
+      // The passwd probe (first time per image only) is owned by the same key while it exists.
+      const probeLabels: Record<string, string> = { ...labels, [LABEL.role]: 'probe' };
+      delete probeLabels[LABEL.pool];
+      const user = await users.resolve(image, options.container.user, false, { labels: probeLabels, name: `airlock-pool-probe-${key.slice(5)}`, logger: this.#logger });
       const hostConfig = buildHostConfig(options.hostConfig);
       const plan = poolNetworkPlan(networkModeOf(hostConfig));
       setCaseInsensitive(hostConfig, 'NetworkMode', plan.createMode);

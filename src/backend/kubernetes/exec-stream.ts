@@ -107,7 +107,7 @@ export class ExecStream {
     this.stdout.once('close', () => this.#wake(STDOUT));
     this.stderr.once('close', () => this.#wake(STDERR));
     if (options.tty) this.stderr.push(null);
-    this.stdin = this.#stdinWriter();
+    this.stdin = this.#stdinWriter(!options.tty);
     this.finished = new Promise((resolve) => {
       this.#resolveFinished = resolve;
     });
@@ -223,7 +223,11 @@ export class ExecStream {
     return true;
   }
 
-  #stdinWriter(): Writable {
+  /**
+   * With a tty, EOF is not forwarded (as in the Docker backend and OpenSSH): closing a terminal's
+   * input can tear the terminal down; the user types ^D instead.
+   */
+  #stdinWriter(forwardEof: boolean): Writable {
     return new Writable({
       highWaterMark: 64 * 1024,
       write: (chunk: Buffer, _encoding, callback) => {
@@ -242,7 +246,7 @@ export class ExecStream {
       },
       final: (callback) => {
         // v5: close only stdin; v4 has no way to (see the class comment).
-        if (this.protocol === 'v5.channel.k8s.io') this.#send(CLOSE, Buffer.from([STDIN]));
+        if (forwardEof && this.protocol === 'v5.channel.k8s.io') this.#send(CLOSE, Buffer.from([STDIN]));
         callback();
       },
     });

@@ -86,10 +86,16 @@ async function watchOnce(
   const { client } = deps;
   await client.limiter.take(signal);
   let controller: AbortController | undefined;
-  let finish!: (outcome: WatchOutcome) => void;
+  let over = false;
+  let resolveDone!: (outcome: WatchOutcome) => void;
   const done = new Promise<WatchOutcome>((resolve) => {
-    finish = resolve;
+    resolveDone = resolve;
   });
+  // Events already buffered keep arriving after the verdict; they must not replace it.
+  const finish = (outcome: WatchOutcome) => {
+    over = true;
+    resolveDone(outcome);
+  };
   const onAbort = () => finish('ended');
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -101,6 +107,7 @@ async function watchOnce(
         timeoutSeconds: Math.max(1, Math.ceil(remainingMs / 1000)),
       },
       (type: string, object: V1Pod) => {
+        if (over) return;
         if (type === 'DELETED') finish('deleted');
         else if (type === 'ERROR') finish('ended');
         else if (onPod(object)) finish('settled');

@@ -21,6 +21,7 @@ export class SshProxyConnection implements BackendConnection {
   readonly #processes = new Set<ProxyProcess>();
   readonly #upstreamClosed: Promise<void>;
   #closing: Promise<void> | undefined;
+  #upstreamGone = false;
 
   constructor(client: Client, info: ConnectionInfo, timeoutMs: number, logger: Logger) {
     this.#client = client;
@@ -29,12 +30,16 @@ export class SshProxyConnection implements BackendConnection {
     this.#logger = logger;
     this.#upstreamClosed = new Promise((resolve) => client.once('close', () => resolve()));
     void this.#upstreamClosed.then(() => {
-      if (!this.#closing) this.#logger.warn('upstream SSH connection closed');
+      this.#upstreamGone = true;
+      if (!this.#closing) this.#logger.warn('upstream SSH connection lost');
     });
   }
 
   async startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
     if (this.#closing) throw new AirlockError('EXEC_FAILED', 'the connection is closing');
+    if (this.#upstreamGone) {
+      throw new AirlockError('EXEC_FAILED', 'the upstream SSH connection is gone', { userMessage: 'the connection to the upstream SSH server was lost' });
+    }
     const proc = await this.#open(request, signal);
     this.#processes.add(proc);
     if (this.#closing) {

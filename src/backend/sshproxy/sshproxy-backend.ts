@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import ssh2 from 'ssh2';
 import type { Backend, BackendConnection, ConnectionInfo } from '../backend.js';
 import { AirlockError } from '../../core/errors.js';
 import type { SshProxyBackendOptions } from './options.js';
@@ -14,6 +15,15 @@ import { writeUpstreamFiles } from './upstream-files.js';
  */
 export function createSshProxyBackend(options: SshProxyBackendOptions): Backend {
   const logger = options.logger;
+  if (options.privateKey !== undefined) {
+    // Fail at start-up, not at the first login: ssh2 parses the key only when connecting.
+    const parsed = ssh2.utils.parseKey(options.privateKey);
+    if (parsed instanceof Error || Array.isArray(parsed)) {
+      const why = parsed instanceof Error ? parsed.message : 'the file holds more than one key';
+      throw new AirlockError('CONFIG_INVALID', `sshproxy.privateKey cannot be used: ${why} (it must be an unencrypted PEM or OpenSSH private key)`);
+    }
+    if (!parsed.isPrivateKey()) throw new AirlockError('CONFIG_INVALID', 'sshproxy.privateKey is a public key — give the private key');
+  }
   const live = new Set<BackendConnection>();
   return {
     name: 'sshproxy',

@@ -33,6 +33,8 @@ export async function connectUpstream(options: SshProxyBackendOptions, username:
     keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
     keepaliveCountMax: 3,
     tryKeyboard: false,
+    // The key first (ssh2's default order is none, password, key).
+    authHandler: [...(options.privateKey !== undefined ? ['publickey' as const] : []), ...(options.password !== undefined ? ['password' as const] : [])],
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     ...(options.algorithms ? { algorithms: toSsh2Algorithms(options.algorithms) } : {}),
