@@ -4,7 +4,7 @@ import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createGateway, loadHostKeys } from '../ssh/index.js';
 import { createRecorder } from '../audit/index.js';
-import { createReaper } from '../backend/docker/index.js';
+import { createReaper, type DockerBackend } from '../backend/docker/index.js';
 import { systemClock } from '../core/clock.js';
 import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
@@ -39,6 +39,10 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   // Seals and queues recordings an earlier run left incomplete (crash) before serving.
   const recorder = await createRecorder(config.audit, { logger, clock: systemClock, drainTimeoutMs: config.ssh.shutdownTimeout });
   metrics?.setAuditSource(() => recorder.stats().uploads);
+  if (metrics && 'poolStatus' in backend && typeof backend.poolStatus === 'function') {
+    const status = backend.poolStatus.bind(backend) as DockerBackend['poolStatus'];
+    metrics.setPoolSource(() => status());
+  }
   const gateway = createGateway({
     options: sshOptions(config, parseListenAddress(config.ssh.listen)),
     hostKeys,

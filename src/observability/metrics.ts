@@ -49,12 +49,19 @@ export interface AuditUploadStats {
   readonly failedAttempts: number;
 }
 
+/** Read from the warm pool at scrape time (`DockerBackend.poolStatus()` fits). */
+export interface PoolReadiness {
+  readonly image: string;
+  /** Containers started and waiting to be claimed. */
+  readonly idle: number;
+}
+
 export interface AppMetrics extends GatewayMetrics {
   readonly registry: Registry;
   /** Wires the audit recorder; its figures are read on every scrape. */
   setAuditSource(source: () => AuditUploadStats): void;
-  /** Warm pool: containers started and waiting to be claimed for a pooled image. */
-  setPoolSize(image: string, ready: number): void;
+  /** Wires the warm pool (ready containers per pooled image); read on every scrape. */
+  setPoolSource(source: () => PoolReadiness | undefined): void;
   /** The exposition text (Prometheus text format 0.0.4). */
   render(): Promise<string>;
   readonly contentType: string;
@@ -102,6 +109,7 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
   const live = new Set<ByteCounters>();
   const closedBytes = { received: 0, sent: 0 };
   let audit: (() => AuditUploadStats) | undefined;
+  let pool: (() => PoolReadiness | undefined) | undefined;
 
   // --- ContainerSSH names -------------------------------------------------------------------
   const connections = new Counter({ name: 'containerssh_ssh_connections_total', help: 'SSH connections accepted.', registers });
@@ -217,11 +225,17 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
       this.inc(audit?.().failedAttempts ?? 0);
     },
   });
-  const poolReady = new Gauge({
+  new Gauge({
     name: 'airlock_pool_ready_containers',
     help: 'Warm-pool containers started and waiting to be claimed, per pooled image.',
     labelNames: ['image'] as const,
     registers,
+    collect() {
+      // Read at scrape time: the pool changes on every claim and refill, nobody has to push.
+      const status = pool?.();
+      this.reset();
+      if (status) this.set({ image: status.image }, status.idle);
+    },
   });
 
   const seconds = (startedMs: number) => Math.max(0, now() - startedMs) / 1000;
@@ -257,8 +271,8 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
     setAuditSource(source) {
       audit = source;
     },
-    setPoolSize(image, ready) {
-      poolReady.set({ image }, ready);
+    setPoolSource(source) {
+      pool = source;
     },
     authAttempt(method, outcome, durationMs) {
       authRequests.inc();

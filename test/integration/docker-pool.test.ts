@@ -72,6 +72,7 @@ describe('warm pool through the gateway', () => {
     gw = await startGateway({
       auth: { publicKey: { method: 'webhook', webhook: { url: hook.url } } },
       docker: { pool: { size: SIZE }, reaper: { interval: '1s' } },
+      metrics: { enable: true, listen: '127.0.0.1:0' },
       log: { level: 'debug' },
     });
   });
@@ -100,6 +101,10 @@ describe('warm pool through the gateway', () => {
       assert.deepEqual(Object.keys(info.NetworkSettings.Networks), [], 'an idle pool container has no network');
       assert.ok(!info.Config.Env.some((e) => e.startsWith('BUILD_ID=')));
     }
+    // The pool gauge follows the pool itself (read at scrape time).
+    const operator = await gw.waitForLog((l) => l.msg === 'operator listener started');
+    const text = await (await fetch(`http://127.0.0.1:${Number(operator.metricsPort)}/metrics`)).text();
+    assert.match(text, new RegExp(`^airlock_pool_ready_containers\\{image="${TEST_IMAGE}"\\} ${SIZE}$`, 'm'));
   });
 
   it('a login claims one: network, env and files applied at claim; removed after use; the pool refills', async () => {

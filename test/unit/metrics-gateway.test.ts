@@ -162,7 +162,7 @@ describe('gateway metrics', () => {
     assert.equal(sample(text, 'airlock_auth_duration_seconds_sum', 'method="password",outcome="error"'), 2);
   });
 
-  it('audit figures are read at scrape time; the pool gauge is settable', async () => {
+  it('audit figures are read at scrape time; the pool gauge is read from the pool', async () => {
     const m = createMetrics({ defaultMetrics: false });
     let text = await m.render();
     assert.equal(sample(text, 'airlock_recordings_pending_upload'), 0, 'no recorder wired: 0');
@@ -178,8 +178,11 @@ describe('gateway metrics', () => {
     assert.equal(sample(text, 'airlock_recordings_pending_upload'), 0);
     assert.equal(sample(text, 'airlock_recording_upload_failures_total'), 9);
 
-    m.setPoolSize('airlock-test:busybox', 4);
+    const pool = { image: 'airlock-test:busybox', idle: 4 };
+    m.setPoolSource(() => pool);
     assert.equal(sample(await m.render(), 'airlock_pool_ready_containers', 'image="airlock-test:busybox"'), 4);
+    pool.idle = 1; // a claim: the next scrape sees it without anyone pushing the figure
+    assert.equal(sample(await m.render(), 'airlock_pool_ready_containers', 'image="airlock-test:busybox"'), 1);
   });
 
   it('every app has its own registry; nothing lands in prom-client\'s global one', async () => {

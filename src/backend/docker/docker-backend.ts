@@ -18,7 +18,7 @@ export interface DockerBackend extends Backend {
    */
   poolOwnerIds(): string[];
   /** The warm pool's state, undefined when there is none. */
-  poolStatus(): { readonly size: number; readonly idle: number } | undefined;
+  poolStatus(): { readonly image: string; readonly size: number; readonly idle: number } | undefined;
 }
 
 /** The Docker (and Podman-compatible) backend. See README.md for the decisions behind it. */
@@ -55,7 +55,7 @@ export function createDockerBackend(options: DockerBackendOptions): DockerBacken
     name: 'docker',
 
     poolOwnerIds: () => pool?.ownerIds() ?? [],
-    poolStatus: () => (pool ? { size: pool.size, idle: pool.idleCount() } : undefined),
+    poolStatus: () => (pool ? { image: pool.image, size: pool.size, idle: pool.idleCount() } : undefined),
 
     async openConnection(info: ConnectionInfo, signal?: AbortSignal): Promise<BackendConnection> {
       if (closed) throw new AirlockError('BACKEND_UNAVAILABLE', 'the Docker backend is closed');
