@@ -76,6 +76,7 @@ export function sshOptions(config: AppConfig, listen: { host: string; port: numb
     loginGraceTime: ssh.loginGraceTime,
     maxAuthTries: ssh.maxAuthTries,
     idleTimeout: ssh.idleTimeout,
+    deadlineWarning: ssh.deadlineWarning,
     maxSessions: config.security.maxSessions,
     envAllowed: (name) => filterEnv(name, config.security.env),
     security: securityPolicy(config.security),

@@ -75,6 +75,8 @@ export const sshSchema = z.strictObject({
   maxAuthTries: z.int().min(1).default(6),
   idleTimeout: durationMs({ zeroDisables: true, minMs: 1000 }).default(1_800_000),
   shutdownTimeout: durationMs().default(10_000),
+  /** Lead time of the "this session ends in ..." line before a connection's deadline; 0 = none. */
+  deadlineWarning: durationMs({ zeroDisables: true, minMs: 1000 }).default(300_000),
 });
 
 // ContainerSSH writes `method: ""` for a disabled method; read it as "none".

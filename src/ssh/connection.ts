@@ -54,9 +54,6 @@ function destroyTransport(client: Connection): void {
 /** How long end() lets the sessions close (flushing the reason line) before closing the connection. */
 const END_FLUSH_MS = 1_000;
 
-/** Time before a deadline at which the user is warned (issue: 5 minutes). */
-const DEADLINE_WARNING_MS = 5 * 60_000;
-
 /**
  * Owns one SSH connection from TCP accept to workload removal: login grace timer, auth,
  * the workload (started once at login), session channels, idle/deadline timers, and cleanup on
@@ -224,9 +221,10 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
 
   function scheduleDeadline(at: number) {
     const remaining = at - deps.clock.now();
-    if (remaining > DEADLINE_WARNING_MS) {
-      timer(remaining - DEADLINE_WARNING_MS, () => {
-        for (const s of sessions) s.notify('airlock: this session ends in 5 minutes (access expires)');
+    const lead = deps.options.deadlineWarning;
+    if (lead > 0 && remaining > lead) {
+      timer(remaining - lead, () => {
+        for (const s of sessions) s.notify(`airlock: this session ends in ${describeLead(lead)} (access expires at ${new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z')})`);
       });
     }
     timer(Math.max(0, remaining), () => {
@@ -269,6 +267,12 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     for (const s of sessions) s.notify(line);
   };
   return { connectionId, end, notify, closed, metadata: () => identity?.decision.metadata ?? {} };
+}
+
+/** "5 minutes", "1 minute", "30 seconds": the warning line's wording. */
+function describeLead(ms: number): string {
+  const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return ms >= 60_000 && ms % 60_000 === 0 ? unit(ms / 60_000, 'minute') : unit(Math.round(ms / 1000), 'second');
 }
 
 function connectionInfo(connectionId: string, remoteAddress: string, clientVersion: string, id: AuthenticatedIdentity): ConnectionInfo {

@@ -20,6 +20,8 @@ export interface SshOptions {
   readonly maxAuthTries: number;
   /** ms without channel data in either direction; 0 disables. */
   readonly idleTimeout: number;
+  /** ms before a connection's deadline (token expiry) at which its sessions are warned; 0 = never. */
+  readonly deadlineWarning: number;
   /** Max concurrent session channels per connection; -1 = unlimited. */
   readonly maxSessions: number;
   /** Decides whether an `env` request may set a variable. */

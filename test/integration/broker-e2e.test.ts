@@ -43,6 +43,8 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
   before(async () => {
     await ensureTestImage();
     gw = await startGateway({
+      // Warned 3 s before expiry (5 minutes by default) so the 8 s session below sees it.
+      ssh: { deadlineWarning: '3s' },
       // The configured image does not exist: a session that runs at all runs the session's image.
       docker: { execution: { container: { image: 'airlock-test:no-such-image' } } },
       broker: {
@@ -164,18 +166,26 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     }
   });
 
-  it('expired token: "Permission denied" plus the reason, no container; a live connection is closed at expiry', async () => {
+  it('expired token: "Permission denied" plus the reason, no container; a live connection is warned, then closed at expiry', async () => {
     // Long enough for the container to start even on a loaded machine, short enough for a test.
     const s = await provision({ ttl_seconds: 8 });
     const live = await spawnSsh(gw, { user: s.token, command: 'echo in; sleep 120' });
     let text = '';
+    let warnedAt: number | undefined;
     live.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-    live.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    live.stderr!.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (warnedAt === undefined && text.includes('this session ends in')) warnedAt = Date.now();
+    });
     live.stdin!.end();
     const [code] = (await once(live, 'close')) as [number | null];
     assert.ok(Date.now() / 1000 >= s.expires_at - 1, 'closed at the deadline, not before');
     assert.notEqual(code, 0);
     assert.match(text, /^in$/m);
+    const expiry = new Date(s.expires_at * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    assert.ok(text.includes(`airlock: this session ends in 3 seconds (access expires at ${expiry})`), text);
+    assert.ok(warnedAt !== undefined && warnedAt / 1000 >= s.expires_at - 4.5 && warnedAt / 1000 < s.expires_at, 'warned about 3 s before expiry');
+    assert.ok(text.indexOf('this session ends in') < text.indexOf('access has expired'), 'the warning comes first');
     assert.match(text, /access has expired/);
 
     const before = (await gw.containers()).length;

@@ -68,6 +68,7 @@ const DEFAULTS: AppConfig = {
     maxAuthTries: 6,
     idleTimeout: 1_800_000,
     shutdownTimeout: 10_000,
+    deadlineWarning: 300_000,
   },
   auth: {
     password: { method: 'none', webhook: { timeout: 2000 } },
