@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
@@ -116,6 +116,20 @@ describe('audit through the gateway (file storage, both formats)', () => {
     const verify = await airlock(['audit', 'verify', dir, '--digest', manifest.digest]);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.match(verify.stdout, /^OK .*: intact, complete/);
+
+    // The CLI's exit status is what scripts check: one changed byte in a copy must fail it.
+    const copy = await tempDir('airlock-tampered-');
+    try {
+      await cp(dir, copy.path, { recursive: true });
+      const commandsFile = join(copy.path, 'commands.jsonl');
+      await writeFile(commandsFile, (await readFile(commandsFile, 'utf8')).replace('hello-audit', 'hello-AUDIT'));
+      const tampered = await airlock(['audit', 'verify', copy.path, '--digest', manifest.digest]);
+      assert.equal(tampered.code, 1, tampered.stdout + tampered.stderr);
+      assert.match(tampered.stdout + tampered.stderr, /commands\.jsonl/);
+      assert.doesNotMatch(tampered.stdout, /^OK /m);
+    } finally {
+      await copy.cleanup();
+    }
   });
 
   it('an interactive shell: pty, resize, typed commands with line editing, a cast asciinema plays', async () => {
