@@ -4,14 +4,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
-import { stringify } from 'yaml';
 import { runProvision } from '../../src/cli/broker.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startBroker, type TestBroker } from '../helpers/broker.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -40,7 +38,7 @@ async function airlock(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run
 describe('airlock broker + airlock provision', () => {
   let dir: { path: string; cleanup: () => Promise<void> };
   let redis: TestRedis;
-  let broker: ChildProcess | undefined;
+  let broker: TestBroker | undefined;
   let api = '';
   let configPath = '';
 
@@ -49,41 +47,15 @@ describe('airlock broker + airlock provision', () => {
     redis = await startRedis();
     configPath = join(dir.path, 'broker.yaml');
     // No keys and no Redis URL in the file: both come from the environment.
-    await writeFile(
-      configPath,
-      stringify({
-        ssh: { listen: '0.0.0.0:2222' },
-        broker: { listen: '127.0.0.1:0', publicHost: 'gw.example.test', tokens: { generatedKeyPath: join(dir.path, 'broker.pem') } },
-      }),
+    broker = await startBroker(
+      dir.path,
+      { ssh: { listen: '0.0.0.0:2222' }, broker: { listen: '127.0.0.1:0', publicHost: 'gw.example.test', tokens: { generatedKeyPath: join(dir.path, 'broker.pem') } } },
+      { AIRLOCK_PROVISION_KEYS: ` old-key-0123456789abcdef , ${KEY}`, REDIS_URL: redis.url },
     );
-    broker = spawn(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--config', configPath], {
-      cwd: ROOT,
-      env: { ...process.env, AIRLOCK_PROVISION_KEYS: ` old-key-0123456789abcdef , ${KEY}`, REDIS_URL: redis.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    broker.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const port = await new Promise<number>((resolvePort, reject) => {
-      createInterface({ input: broker!.stdout! }).on('line', (line) => {
-        output += line + '\n';
-        try {
-          const l = JSON.parse(line) as { msg?: string; port?: number };
-          if (l.msg === 'broker API listening' && typeof l.port === 'number') resolvePort(l.port);
-        } catch {
-          // not a log line
-        }
-      });
-      broker!.once('exit', (code) => reject(new Error(`airlock broker exited (${code}):\n${output}`)));
-    });
-    api = `http://127.0.0.1:${port}`;
+    api = broker.api;
   });
   after(async () => {
-    if (broker && broker.exitCode === null) {
-      const exited = once(broker, 'exit');
-      broker.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      assert.equal(code, 0, 'airlock broker stops cleanly on SIGTERM');
-    }
+    if (broker) assert.equal(await broker.stop(), 0, 'airlock broker stops cleanly on SIGTERM');
     await redis?.stop();
     await dir?.cleanup();
   });
