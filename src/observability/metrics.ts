@@ -23,7 +23,7 @@ export interface GatewayMetrics {
   connectionAccepted(client: object): ConnectionMeter;
   /** One authentication decision (the same attempts the authenticator logs). */
   authAttempt(method: string, outcome: AuthOutcome, durationMs: number): void;
-  /** An attempt refused at once because its source address or login name is blocked. */
+  /** A connection refused at its first auth request because its source address or login name is blocked. */
   authRateLimited(scope: 'ip' | 'user'): void;
   /** Too many failed logins: a source address or login name is blocked from now on. */
   authBlocked(scope: 'ip' | 'user'): void;
@@ -223,7 +223,7 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
   });
   const authRateLimited = new Counter({
     name: 'airlock_auth_rate_limited_total',
-    help: 'Login attempts refused without asking any auth provider because the source address (scope="ip") or the login name (scope="user") is blocked after too many failures (auth.rateLimit).',
+    help: 'Connections refused at their first authentication request, without asking any auth provider, because the source address (scope="ip") or the login name (scope="user") is blocked after too many failed logins (auth.rateLimit).',
     labelNames: ['scope'] as const,
     registers,
   });

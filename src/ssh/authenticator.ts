@@ -83,6 +83,8 @@ const AUDIT = {
 export function attachAuthenticator(deps: AuthenticatorDeps): void {
   const { client, logger } = deps;
   let failures = 0;
+  /** A failed-login limit refused this connection; it is being closed. */
+  let refusedByLimit = false;
   let collected: { metadata: MetadataMap; environment: MetadataMap; files: MetadataMap } = {
     metadata: {},
     environment: {},
@@ -208,8 +210,14 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
 
   client.on('authentication', (ctx) => {
     const method = ctx.method;
+    if (refusedByLimit) {
+      // Requests the client sent before our disconnect arrived: already answered once.
+      ctx.reject(advertised());
+      return;
+    }
     const block = deps.rateLimiter?.blockFor(deps.remoteIp, loggableLoginName(ctx.username));
     if (block) {
+      refusedByLimit = true;
       // Refused before any provider is asked, so a blocked guesser costs the webhook nothing.
       deps.metrics?.authRateLimited(block.scope);
       logger.info({ event: 'auth', username: loggableLoginName(ctx.username), method, outcome: 'reject', reason: 'AUTH_RATE_LIMITED', scope: block.scope }, 'authentication refused: failed-login limit');
