@@ -115,8 +115,9 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
     if (decision?.userMessage) {
       // The provider's own line, e.g. "the debug-session token has expired [TOKEN_EXPIRED]".
       sendAuthBanner(client, decision.userMessage);
-    } else if (decision?.outcome === 'error' || decision?.reason === 'AUTHZ_DENIED') {
-      // The user would otherwise see a bare "Permission denied"; say why in one line.
+    } else if ((decision?.outcome === 'error' && decision.reason !== 'AUTH_ABORTED') || decision?.reason === 'AUTHZ_DENIED') {
+      // The user would otherwise see a bare "Permission denied"; say why in one line. (An
+      // abandoned keyboard-interactive exchange needs none: the client has moved on.)
       const code = (decision.reason && decision.reason in ERROR_CODES ? decision.reason : 'AUTH_BACKEND_ERROR') as ErrorCode;
       sendAuthBanner(client, `airlock: ${ERROR_CODES[code].userMessage} [${code}]`);
     }
