@@ -5,3 +5,5 @@ export * from './metadata-merge.js';
 export * from './webhook.js';
 export * from './authorized-keys.js';
 export * from './token.js';
+export * from './keyboard-interactive.js';
+export * from './authz.js';

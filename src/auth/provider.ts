@@ -32,9 +32,33 @@ export interface PasswordCredential {
   readonly password: string;
 }
 
+/** One question of a keyboard-interactive round (RFC 4256 §3.2). */
+export interface KeyboardInteractivePrompt {
+  readonly prompt: string;
+  /** false = the client hides what is typed (passwords, codes). */
+  readonly echo: boolean;
+}
+
+/** One SSH_MSG_USERAUTH_INFO_REQUEST (RFC 4256 §3.2). */
+export interface KeyboardInteractiveChallenge {
+  /** Shown above the prompts (OpenSSH prints it on stderr). */
+  readonly instruction?: string;
+  readonly prompts: readonly KeyboardInteractivePrompt[];
+}
+
+/**
+ * Keyboard-interactive (RFC 4256) is a conversation, so the credential is a way to ask rather
+ * than a value: the provider decides what to ask, and may ask several times.
+ */
 export interface KeyboardInteractiveCredential {
   readonly method: 'keyboard-interactive';
-  readonly answers: readonly string[];
+  /**
+   * Sends one info request and resolves with the client's answers, one per prompt (a client may
+   * send another count: check it). Rejects when the client abandons the exchange (starts another
+   * method) or leaves. The answers are secrets: never log, record or forward them except to the
+   * provider's own backend.
+   */
+  readonly challenge: (challenge: KeyboardInteractiveChallenge) => Promise<readonly string[]>;
 }
 
 export interface NoneCredential {

@@ -1,7 +1,7 @@
 /**
  * CI-debug token login: `ssh <token>@gateway`. The token (a JWT minted by the broker) arrives as
- * the SSH user name (method `none`), or as the password / first keyboard-interactive answer for
- * clients that insist on asking. The provider verifies it, takes one of the session's connection
+ * the SSH user name (method `none`), or as the password, or as the answer to a keyboard-interactive
+ * prompt (`withTokenPrompt`) for clients that insist on asking. The provider verifies it, takes one of the session's connection
  * slots atomically, and answers with the session's actor, image, sanitized environment,
  * non-sensitive metadata and a hard deadline at token expiry.
  *
@@ -103,13 +103,43 @@ export const ANONYMOUS_ACTOR = 'ci-debug';
 // may be empty so that `alg: none` tokens are recognised as ours and refused with a reason.
 const TOKEN_SHAPE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-/** Where the token is in a credential: the password/answer first, then the user name. */
+/**
+ * Where the token is in a credential: the password first, then the user name. (A
+ * keyboard-interactive answer has to be asked for first: `withTokenPrompt`.)
+ */
 export function tokenFromCredential(credential: Credential, username: string): string | undefined {
   const candidates: string[] = [];
   if (credential.method === 'password') candidates.push(credential.password.trim());
-  if (credential.method === 'keyboard-interactive' && credential.answers[0] !== undefined) candidates.push(credential.answers[0].trim());
   if (credential.method !== 'publickey') candidates.push(username);
   return candidates.find((c) => TOKEN_SHAPE.test(c));
+}
+
+export const TOKEN_PROMPT = 'Debug-session token: ';
+
+/**
+ * Keyboard-interactive for token logins: when the user name is not a token, ask for one (input
+ * hidden) and check the answer as if it were the password. Only for gateways where no other
+ * provider (the keyboard-interactive webhook) leads that conversation; without it the token
+ * provider takes keyboard-interactive logins by a token user name only.
+ */
+export function withTokenPrompt(tokens: AuthProvider, prompt = TOKEN_PROMPT): AuthProvider {
+  return {
+    name: tokens.name,
+    supports: (method) => tokens.supports(method),
+    async authenticate(credential, request, signal) {
+      if (credential.method !== 'keyboard-interactive' || TOKEN_SHAPE.test(request.username)) return tokens.authenticate(credential, request, signal);
+      let answer: string | undefined;
+      try {
+        [answer] = await credential.challenge({ prompts: [{ prompt, echo: false }] });
+      } catch {
+        return { outcome: 'error', reason: 'AUTH_ABORTED' };
+      }
+      const typed = answer?.trim() ?? '';
+      // Asked for a token and given something else: say so instead of a bare "Permission denied".
+      if (!TOKEN_SHAPE.test(typed)) return refusal('TOKEN_INVALID');
+      return tokens.authenticate({ method: 'password', password: typed }, request, signal);
+    },
+  };
 }
 
 const SLOT_CODES: Record<'unknown' | 'revoked' | 'full', ErrorCode> = {

@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
-import { createGateway, loadHostKeys } from '../ssh/index.js';
+import { createAuthRateLimiter, createGateway, loadHostKeys } from '../ssh/index.js';
 import { createRecorder } from '../audit/index.js';
 import { createReaper, type DockerBackend } from '../backend/docker/index.js';
 import { systemClock } from '../core/clock.js';
 import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
-import { buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
+import { authRateLimit, buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
 import { createBrokerRuntime } from '../broker/index.js';
 
 export interface ServeFlags {
@@ -28,7 +28,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const hostKeys = await loadHostKeys(config.ssh.hostkeys, config.ssh.generatedHostKeyPath);
   // CI-debug broker: token logins (and the provisioning API, started once the SSH port is known).
   const broker = config.broker ? await createBrokerRuntime({ config: config.broker, logger, sshListen: parseListenAddress(config.ssh.listen) }) : undefined;
-  const { provider, methods } = buildAuth(config, logger, broker?.tokenProvider);
+  const { provider, methods, authorizer } = buildAuth(config, logger, broker?.tokenProvider);
   const backend = await createBackend(config, gatewayId, logger);
   await backend.ping().catch((err: unknown) => {
     // Keep serving: the engine may come up later; each login then gets the clear error line.
@@ -48,6 +48,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     hostKeys,
     auth: provider,
     authMethods: methods,
+    authorizer,
+    rateLimiter: createAuthRateLimiter(authRateLimit(config), systemClock),
     backend,
     recorder,
     logger,

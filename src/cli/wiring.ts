@@ -8,6 +8,10 @@ import { filterEnv } from '../config/index.js';
 import type { AuthMethod, AuthProvider } from '../auth/provider.js';
 import { createAuthChain } from '../auth/chain.js';
 import { createWebhookAuthProvider } from '../auth/webhook.js';
+import { createKeyboardInteractiveWebhookProvider } from '../auth/keyboard-interactive.js';
+import { createAuthzWebhook, type Authorizer } from '../auth/authz.js';
+import { withTokenPrompt } from '../auth/token.js';
+import type { AuthRateLimitOptions } from '../ssh/auth-rate-limit.js';
 import { createAuthorizedKeysProvider } from '../auth/authorized-keys.js';
 import { createSshCaProvider, loadTrustedCaKeys } from '../auth/ssh-ca.js';
 import { systemClock } from '../core/clock.js';
@@ -22,11 +26,20 @@ import { IN_CLUSTER_CA_FILE, IN_CLUSTER_TOKEN_FILE } from '../config/kubernetes-
 import type { SshOptions } from '../ssh/options.js';
 import type { SecurityPolicyConfig } from '../ssh/policy.js';
 
-/** `tokenProvider` (CI-debug broker) goes first: `ssh <token>@gateway` logs in with method "none". */
-export function buildAuth(config: AppConfig, logger: Logger, tokenProvider?: AuthProvider): { provider: AuthProvider; methods: AuthMethod[] } {
-  const providers: AuthProvider[] = tokenProvider ? [tokenProvider] : [];
+/**
+ * `tokenProvider` (CI-debug broker) goes first: `ssh <token>@gateway` logs in with method "none";
+ * the token may also be typed as the password or, when no keyboard-interactive webhook leads that
+ * conversation, at a keyboard-interactive "Debug-session token:" prompt.
+ */
+export function buildAuth(
+  config: AppConfig,
+  logger: Logger,
+  tokenProvider?: AuthProvider,
+): { provider: AuthProvider; methods: AuthMethod[]; authorizer?: Authorizer } {
+  const { password, publicKey, keyboardInteractive, authz, authTimeout } = config.auth;
+  const kbdWebhook = keyboardInteractive.method === 'webhook' && keyboardInteractive.webhook.url ? keyboardInteractive.webhook : undefined;
+  const providers: AuthProvider[] = tokenProvider ? [kbdWebhook ? tokenProvider : withTokenPrompt(tokenProvider)] : [];
   const methods: AuthMethod[] = tokenProvider ? ['none'] : [];
-  const { password, publicKey, authTimeout } = config.auth;
   const authLogger = logger.child({ component: 'auth' });
   if (publicKey.method === 'webhook' && publicKey.webhook.url) {
     providers.push(
@@ -55,9 +68,29 @@ export function buildAuth(config: AppConfig, logger: Logger, tokenProvider?: Aut
     );
     methods.push('password');
   }
-  // The token may also be typed as the password (clients that insist on asking for one).
+  if (kbdWebhook?.url) {
+    providers.push(
+      createKeyboardInteractiveWebhookProvider({ url: kbdWebhook.url, timeoutMs: kbdWebhook.timeout, authTimeoutMs: authTimeout, logger: authLogger }),
+    );
+    methods.push('keyboard-interactive');
+  }
+  // The token may also be typed (clients that insist on asking for one).
   if (tokenProvider && !methods.includes('password')) methods.push('password');
-  return { provider: createAuthChain(providers), methods };
+  if (tokenProvider && !methods.includes('keyboard-interactive')) methods.push('keyboard-interactive');
+  const authorizer =
+    authz.method === 'webhook' && authz.webhook.url
+      ? createAuthzWebhook({ url: authz.webhook.url, timeoutMs: authz.webhook.timeout, authTimeoutMs: authTimeout, logger: authLogger.child({ step: 'authz' }) })
+      : undefined;
+  return { provider: createAuthChain(providers), methods, ...(authorizer ? { authorizer } : {}) };
+}
+
+/** auth.rateLimit → the SSH layer's failed-login limits. */
+export function authRateLimit(config: AppConfig): AuthRateLimitOptions {
+  const { perIp, perUser } = config.auth.rateLimit;
+  return {
+    perIp: { maxFailures: perIp.maxFailures, windowMs: perIp.window, blockForMs: perIp.blockFor },
+    perUser: { maxFailures: perUser.maxFailures, windowMs: perUser.window, blockForMs: perUser.blockFor },
+  };
 }
 
 export function sshOptions(config: AppConfig, listen: { host: string; port: number }): SshOptions {

@@ -103,6 +103,38 @@ const publicKeyAuthSchema = z.strictObject({
   revokedKeys: text().optional(),
 });
 
+/** Airlock's own keyboard-interactive webhook (`POST <url>/keyboard-interactive`, src/auth/keyboard-interactive.ts). */
+const keyboardInteractiveAuthSchema = z.strictObject({
+  method: authMethod(['webhook', 'none']),
+  webhook: webhookClientSchema.prefault({}),
+});
+
+/** ContainerSSH's authorization step (`POST <url>/authz` after a successful authentication). */
+const authzSchema = z.strictObject({
+  method: authMethod(['webhook', 'none']),
+  webhook: webhookClientSchema.prefault({}),
+});
+
+/** One failed-login limit: `maxFailures` within `window` block the key for `blockFor`; 0 = off. */
+const failureLimitSchema = (defaults: { maxFailures: number; window: number; blockFor: number }) =>
+  z.strictObject({
+    maxFailures: z.int().min(0).max(1_000_000).default(defaults.maxFailures),
+    window: durationMs({ minMs: 1000 }).default(defaults.window),
+    blockFor: durationMs({ minMs: 1000 }).default(defaults.blockFor),
+  });
+
+// Per address stricter than per user: one guessing source is stopped before it can lock a
+// user out; a distributed guess at one account still meets the per-user limit.
+export const RATE_LIMIT_DEFAULTS = {
+  perIp: { maxFailures: 10, window: 300_000, blockFor: 600_000 },
+  perUser: { maxFailures: 20, window: 300_000, blockFor: 300_000 },
+} as const;
+
+const rateLimitSchema = z.strictObject({
+  perIp: failureLimitSchema(RATE_LIMIT_DEFAULTS.perIp).prefault({}),
+  perUser: failureLimitSchema(RATE_LIMIT_DEFAULTS.perUser).prefault({}),
+});
+
 /** Reads a nested field of a value that may not have parsed cleanly (refinements run regardless). */
 function field(value: unknown, ...keys: string[]): unknown {
   let current = value;
@@ -116,7 +148,13 @@ function field(value: unknown, ...keys: string[]): unknown {
 function checkAuth(value: unknown, ctx: z.RefinementCtx): void {
   const password = field(value, 'password', 'method');
   const publicKey = field(value, 'publicKey', 'method');
-  for (const [name, method] of [['password', password], ['publicKey', publicKey]] as const) {
+  const methods = [
+    ['password', password],
+    ['publicKey', publicKey],
+    ['keyboardInteractive', field(value, 'keyboardInteractive', 'method')],
+    ['authz', field(value, 'authz', 'method')],
+  ] as const;
+  for (const [name, method] of methods) {
     const url = field(value, name, 'webhook', 'url');
     if (method === 'webhook' && url === undefined) {
       ctx.addIssue({
@@ -154,7 +192,10 @@ export const authSchema = z
   .strictObject({
     password: passwordAuthSchema.prefault({}),
     publicKey: publicKeyAuthSchema.prefault({}),
+    keyboardInteractive: keyboardInteractiveAuthSchema.prefault({}),
+    authz: authzSchema.prefault({}),
     authTimeout: durationMs({ minMs: 100 }).default(60_000),
+    rateLimit: rateLimitSchema.prefault({}),
   })
   // Cross-field rules run even when a sibling key failed, so one run reports every problem.
   .superRefine(checkAuth, { when: () => true });
@@ -713,6 +754,7 @@ export const appConfigSchema = z
       if (
         none(field(value, 'auth', 'password', 'method')) &&
         none(field(value, 'auth', 'publicKey', 'method')) &&
+        none(field(value, 'auth', 'keyboardInteractive', 'method')) &&
         field(value, 'auth', 'publicKey', 'trustedUserCAKeys') === undefined &&
         field(value, 'broker') === undefined
       ) {
@@ -721,7 +763,8 @@ export const appConfigSchema = z
           path: ['auth'],
           message:
             'no authentication method is enabled, so nobody could log in — set auth.publicKey.method to "authorizedKeys" ' +
-            '(with auth.publicKey.authorizedKeys: path/to/authorized_keys) or "webhook", set auth.password.method to "webhook", ' +
+            '(with auth.publicKey.authorizedKeys: path/to/authorized_keys) or "webhook", set auth.password.method to "webhook" ' +
+            '(or auth.keyboardInteractive.method), ' +
             'or add a broker: section for CI-debug token logins',
         });
       }

@@ -28,7 +28,7 @@ export const UNSUPPORTED_SECTIONS: Readonly<Record<string, UnsupportedKey>> = {
 
 // ContainerSSH's HTTP client TLS/redirect options for the auth webhooks.
 const WEBHOOK_CLIENT_KEYS = Object.fromEntries(
-  ['auth.password.webhook', 'auth.publicKey.webhook'].flatMap((client) =>
+  ['auth.password.webhook', 'auth.publicKey.webhook', 'auth.keyboardInteractive.webhook', 'auth.authz.webhook'].flatMap((client) =>
     ['allowRedirects', 'cacert', 'cert', 'key', 'tlsVersion', 'curves', 'cipher'].map((key) => [`${client}.${key}`, NOT_YET]),
   ),
 );
@@ -47,9 +47,8 @@ export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
   ...OPERATOR_TLS_KEYS,
   'health.client': { why: 'Airlock has no healthcheck client command', fix: 'remove it (probe GET /healthz or /readyz with curl or your orchestrator)' },
   'ssh.allowedProxies': NOT_YET,
-  'auth.keyboardInteractive': NOT_YET,
+  'auth.keyboardInteractive.oauth2': { why: 'OAuth2 device-flow login is not supported', fix: 'use auth.keyboardInteractive.method: webhook' },
   'auth.gssapi': NOT_YET,
-  'auth.authz': NOT_YET,
   'auth.url': V04_AUTH,
   'auth.pubkey': V04_AUTH,
   'auth.password.kerberos': NOT_YET,
@@ -90,4 +89,5 @@ export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
 export const UNSUPPORTED_VALUES: Readonly<Record<string, readonly string[]>> = {
   'log.destination': ['syslog'],
   'auth.password.method': ['kerberos'],
+  'auth.keyboardInteractive.method': ['oauth2'],
 };

@@ -70,6 +70,9 @@ export const ERROR_CODES = {
   // SSH proxy backend (src/backend/sshproxy)
   UPSTREAM_HOST_KEY_REJECTED: { kind: 'system', userMessage: "the upstream SSH server's host key is not trusted; tell the operator" },
   UPSTREAM_AUTH_FAILED: { kind: 'system', userMessage: 'the gateway could not log in to the upstream SSH server; tell the operator' },
+  // Authorization step and failed-login limits (src/auth/authz.ts, src/ssh/auth-rate-limit.ts)
+  AUTHZ_DENIED: { kind: 'user', userMessage: 'this login is not allowed (refused by the authorization service)' },
+  AUTH_RATE_LIMITED: { kind: 'user', userMessage: 'too many failed logins from this address or for this user; try again later' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -23,6 +23,10 @@ export interface GatewayMetrics {
   connectionAccepted(client: object): ConnectionMeter;
   /** One authentication decision (the same attempts the authenticator logs). */
   authAttempt(method: string, outcome: AuthOutcome, durationMs: number): void;
+  /** A connection refused at its first auth request because its source address or login name is blocked. */
+  authRateLimited(scope: 'ip' | 'user'): void;
+  /** Too many failed logins: a source address or login name is blocked from now on. */
+  authBlocked(scope: 'ip' | 'user'): void;
 }
 
 /** The metrics of one SSH connection. */
@@ -225,6 +229,23 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
       this.inc(audit?.().failedAttempts ?? 0);
     },
   });
+  const authRateLimited = new Counter({
+    name: 'airlock_auth_rate_limited_total',
+    help: 'Connections refused at their first authentication request, without asking any auth provider, because the source address (scope="ip") or the login name (scope="user") is blocked after too many failed logins (auth.rateLimit).',
+    labelNames: ['scope'] as const,
+    registers,
+  });
+  const authBlocks = new Counter({
+    name: 'airlock_auth_blocks_total',
+    help: 'Blocks started by the failed-login limits (auth.rateLimit.perIp / perUser), by scope.',
+    labelNames: ['scope'] as const,
+    registers,
+  });
+  // Both scopes from the start, so a rate() over them works before the first block.
+  for (const scope of ['ip', 'user'] as const) {
+    authRateLimited.inc({ scope }, 0);
+    authBlocks.inc({ scope }, 0);
+  }
   new Gauge({
     name: 'airlock_pool_ready_containers',
     help: 'Warm-pool containers started and waiting to be claimed, per pooled image.',
@@ -280,6 +301,12 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
       else if (outcome === 'reject') authFailures.inc();
       else authServerFailures.inc();
       authDuration.observe({ method, outcome }, Math.max(0, durationMs) / 1000);
+    },
+    authRateLimited(scope) {
+      authRateLimited.inc({ scope });
+    },
+    authBlocked(scope) {
+      authBlocks.inc({ scope });
     },
     connectionAccepted(client) {
       connections.inc();

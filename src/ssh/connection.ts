@@ -1,6 +1,8 @@
 import type { Connection, ClientInfo } from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthMethod, AuthProvider } from '../auth/provider.js';
+import type { Authorizer } from '../auth/authz.js';
+import type { AuthRateLimiter } from './auth-rate-limit.js';
 import type { Backend, BackendConnection, ConnectionInfo, MetadataMap } from '../backend/backend.js';
 import { nullRecording, type ConnectionRecording, type Recorder } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
@@ -25,6 +27,10 @@ export interface ConnectionDeps {
   readonly clock: Clock;
   /** Prometheus metrics (metrics.enable); absent = not measured. */
   readonly metrics?: GatewayMetrics;
+  /** `auth.authz`: asked after each successful authentication; absent = none. */
+  readonly authorizer?: Authorizer;
+  /** Failed-login limits shared by every connection (`auth.rateLimit`); absent = none. */
+  readonly rateLimiter?: AuthRateLimiter;
 }
 
 /** A connection as the gateway sees it: enough to list it, drain it and wait for its cleanup. */
@@ -149,11 +155,14 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     maxAuthTries: deps.options.maxAuthTries,
     connectionId,
     remoteAddress,
+    remoteIp: clientInfo.ip,
     clientVersion: () => clientInfo.header.identRaw,
     logger,
     recording,
     signal: abort.signal,
     metrics: deps.metrics,
+    authorizer: deps.authorizer,
+    rateLimiter: deps.rateLimiter,
     onAuthenticated: (id) => (identity = id),
     onTooManyFailures: () => closeClient(),
   });

@@ -16,6 +16,7 @@
  */
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -253,6 +254,59 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
       const gone = once(child, 'close');
       child.kill('SIGKILL');
       await gone;
+    });
+
+    /** A gateway of its own (merged over the suite's config) with one live session in it. */
+    async function liveSession(extra: GatewayConfig): Promise<{ own: TestGateway; child: ChildProcess; stderr: () => string }> {
+      const own = await startGateway(deepMerge(deepMerge(authConfig(hook), target.gatewayOverrides), extra));
+      const child = await spawnSsh(own, { user: USER, identity: key.path, command: 'echo ready; sleep 1000', args: ['-o', 'ServerAliveInterval=0'] });
+      child.stdin!.on('error', () => undefined);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        let text = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('ready')) resolve();
+        });
+        child.once('close', () => reject(new Error(`ssh ended before the program ran: ${stderr}`)));
+      });
+      assert.ok((await target.listWorkloads()).length > 0, 'the program runs in a workload');
+      return { own, child, stderr: () => stderr };
+    }
+
+    it('removal: an idle connection is closed with one line and leaves nothing behind', async () => {
+      const { own, child, stderr } = await liveSession({ ssh: { idleTimeout: '2s' } });
+      try {
+        await once(child, 'close');
+        assert.match(stderr(), /idle for too long.*\[IDLE_TIMEOUT\]/);
+        await own.waitForIdle();
+        assert.deepEqual(await target.listWorkloads(), []);
+      } finally {
+        await own.stop();
+      }
+    });
+
+    it('removal: a frozen client (keepalives unanswered) leaves nothing behind', async () => {
+      const { own, child } = await liveSession({ ssh: { clientAliveInterval: '1s', clientAliveCountMax: 1 } });
+      child.kill('SIGSTOP'); // alive but frozen: TCP stays up, nothing answers
+      try {
+        await own.waitForLog((l) => l.msg === 'client stopped answering keepalives');
+        await own.waitForIdle();
+        assert.deepEqual(await target.listWorkloads(), []);
+      } finally {
+        child.kill('SIGKILL');
+        await own.stop();
+      }
+    });
+
+    it('removal: gateway SIGTERM tells the user, removes every workload and exits 0', async () => {
+      const { own, child, stderr } = await liveSession({ ssh: { shutdownTimeout: '1s' } });
+      const clientExit = once(child, 'close');
+      assert.equal(await own.stop('SIGTERM'), 0);
+      await clientExit;
+      assert.match(stderr(), /shutting down/);
+      assert.deepEqual(await target.listWorkloads(), []);
     });
 
     it('unavailable backend: one clear line with a code, exit 255, nothing left behind', async () => {

@@ -1,7 +1,7 @@
 /** Drives the real OpenSSH client against a test gateway. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestGateway } from './gateway.js';
 
@@ -11,6 +11,16 @@ export interface SshOptions {
   readonly identity?: string;
   /** Password given through SSH_ASKPASS (OpenSSH ≥ 8.4 SSH_ASKPASS_REQUIRE=force). */
   readonly password?: string;
+  /**
+   * Keyboard-interactive (and password) prompts answered through SSH_ASKPASS: the first entry
+   * whose key occurs in the prompt gives the answer; an unmatched prompt gets an empty answer.
+   * Every prompt shown is collected in `SshResult.prompts`.
+   */
+  readonly answers?: Readonly<Record<string, string>>;
+  /** PreferredAuthentications; default publickey with `identity`, else password,keyboard-interactive. */
+  readonly preferredAuthentications?: string;
+  /** NumberOfPasswordPrompts: password / keyboard-interactive attempts per connection. Default 1. */
+  readonly passwordPrompts?: number;
   /** Remote command; absent = shell. */
   readonly command?: string;
   readonly input?: string | Buffer;
@@ -24,6 +34,8 @@ export interface SshResult {
   readonly signal: NodeJS.Signals | null;
   readonly stdout: Buffer;
   readonly stderr: string;
+  /** The prompts ssh passed to SSH_ASKPASS, in order (with `answers` or `password`). */
+  readonly prompts: readonly string[];
 }
 
 export function sshArgs(gw: TestGateway, opts: SshOptions): string[] {
@@ -33,38 +45,55 @@ export function sshArgs(gw: TestGateway, opts: SshOptions): string[] {
     '-o', 'StrictHostKeyChecking=yes',
     '-o', 'IdentityAgent=none',
     '-o', 'ConnectTimeout=20',
-    '-o', 'NumberOfPasswordPrompts=1',
+    '-o', `NumberOfPasswordPrompts=${opts.passwordPrompts ?? 1}`,
     '-F', '/dev/null',
   ];
   if (opts.identity) {
-    args.push('-o', 'IdentitiesOnly=yes', '-i', opts.identity, '-o', 'PreferredAuthentications=publickey');
+    args.push('-o', 'IdentitiesOnly=yes', '-i', opts.identity, '-o', `PreferredAuthentications=${opts.preferredAuthentications ?? 'publickey'}`);
   } else {
-    args.push('-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive');
+    args.push('-o', 'PubkeyAuthentication=no', '-o', `PreferredAuthentications=${opts.preferredAuthentications ?? 'password,keyboard-interactive'}`);
   }
-  if (!opts.password) args.push('-o', 'BatchMode=yes');
+  if (!opts.password && !opts.answers) args.push('-o', 'BatchMode=yes');
   args.push(...(opts.args ?? []));
   args.push(`${opts.user}@127.0.0.1`);
   if (opts.command !== undefined) args.push('--', opts.command);
   return args;
 }
 
-async function askpassEnv(gw: TestGateway, password: string | undefined): Promise<NodeJS.ProcessEnv> {
-  if (!password) return { ...process.env };
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/** An SSH_ASKPASS script answering `opts.password` / `opts.answers`, logging each prompt to `log`. */
+async function askpassEnv(gw: TestGateway, opts: SshOptions, log: string): Promise<NodeJS.ProcessEnv> {
+  if (!opts.password && !opts.answers) return { ...process.env };
   const script = join(gw.dir, `askpass-${Math.random().toString(16).slice(2)}.sh`);
-  await writeFile(script, `#!/bin/sh\nprintf '%s\\n' '${password.replace(/'/g, `'\\''`)}'\n`);
+  // NUL-free record separator: prompts may contain newlines.
+  const lines = ['#!/bin/sh', `printf '%s\\036' "$1" >> ${shellQuote(log)}`];
+  if (opts.answers) {
+    lines.push('case "$1" in');
+    for (const [match, answer] of Object.entries(opts.answers)) lines.push(`  *${shellQuote(match)}*) printf '%s\\n' ${shellQuote(answer)} ;;`);
+    lines.push(`  *) printf '\\n' ;;`, 'esac');
+  } else {
+    lines.push(`printf '%s\\n' ${shellQuote(opts.password ?? '')}`);
+  }
+  await writeFile(script, lines.join('\n') + '\n');
   await chmod(script, 0o700);
   return { ...process.env, SSH_ASKPASS: script, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: process.env.DISPLAY ?? ':0' };
 }
 
+async function spawnWithLog(gw: TestGateway, opts: SshOptions): Promise<{ child: ChildProcess; log: string }> {
+  const log = join(gw.dir, `prompts-${Math.random().toString(16).slice(2)}.log`);
+  const env = await askpassEnv(gw, opts, log);
+  return { child: spawn('ssh', sshArgs(gw, opts), { env, stdio: ['pipe', 'pipe', 'pipe'] }), log };
+}
+
 /** Starts ssh and returns the child (for tests that kill it or talk to it). */
 export async function spawnSsh(gw: TestGateway, opts: SshOptions): Promise<ChildProcess> {
-  const env = await askpassEnv(gw, opts.password);
-  return spawn('ssh', sshArgs(gw, opts), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return (await spawnWithLog(gw, opts)).child;
 }
 
 /** Runs ssh to completion and collects its output. */
 export async function ssh(gw: TestGateway, opts: SshOptions): Promise<SshResult> {
-  const child = await spawnSsh(gw, opts);
+  const { child, log } = await spawnWithLog(gw, opts);
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (d: Buffer) => out.push(d));
@@ -75,5 +104,7 @@ export async function ssh(gw: TestGateway, opts: SshOptions): Promise<SshResult>
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   clearTimeout(timer);
-  return { code, signal, stdout: Buffer.concat(out), stderr: err };
+  const prompts = (await readFile(log, 'utf8').catch(() => '')).split('\x1e').filter((p) => p !== '');
+  await rm(log, { force: true });
+  return { code, signal, stdout: Buffer.concat(out), stderr: err, prompts };
 }

@@ -45,6 +45,14 @@ export interface AnswerExtras {
   readonly [extra: string]: unknown;
 }
 
+/** One keyboard-interactive round of `behaviours.keyboardInteractive`. */
+export interface KeyboardQuestion {
+  readonly prompt: string;
+  readonly answer: string;
+  readonly echo?: boolean;
+  readonly instruction?: string;
+}
+
 export interface WebhookServer {
   /** Base URL without trailing slash, e.g. http://127.0.0.1:40123 */
   readonly url: string;
@@ -79,6 +87,46 @@ export const behaviours = {
       const given = keyPart(body.publicKey);
       return listed.some((k) => keyPart(k) === given) ? { json: { success: true, ...extras } } : reject();
     },
+
+  /**
+   * `/keyboard-interactive` (Airlock's extension): asks the user's questions one round each, in
+   * order, and accepts once every answer matches; a wrong answer is a clean `success: false`.
+   */
+  keyboardInteractive:
+    (questions: Record<string, readonly KeyboardQuestion[]>, extras: AnswerExtras = {}): WebhookBehaviour =>
+    ({ path, body }) => {
+      if (path !== '/keyboard-interactive' || typeof body.username !== 'string' || !Array.isArray(body.answers)) return reject();
+      const asked = (Object.hasOwn(questions, body.username) ? questions[body.username] : undefined) ?? [];
+      const given = body.answers as Array<{ prompt?: unknown; answerBase64?: unknown }>;
+      for (const [i, a] of given.entries()) {
+        const q = asked[i];
+        if (!q || a.prompt !== q.prompt || Buffer.from(String(a.answerBase64), 'base64').toString('utf8') !== q.answer) return reject();
+      }
+      const next = asked[given.length];
+      if (next === undefined) return asked.length > 0 ? { json: { success: true, ...extras } } : reject();
+      return {
+        json: {
+          success: false,
+          prompts: [{ prompt: next.prompt, echo: next.echo ?? false }],
+          ...(next.instruction ? { instruction: next.instruction } : {}),
+        },
+      };
+    },
+
+  /** `/authz`: `success: true` with the extras for listed authenticated users, `false` for the rest. */
+  authz:
+    (allowed: Record<string, AnswerExtras>): WebhookBehaviour =>
+    ({ path, body }) => {
+      const user = body.authenticatedUsername;
+      if (path !== '/authz' || typeof user !== 'string' || !Object.hasOwn(allowed, user)) return reject();
+      return { json: { success: true, ...allowed[user] } };
+    },
+
+  /** Dispatches on the request path (`/password`, `/authz`, ...); other paths get a clean "no". */
+  byPath:
+    (routes: Record<string, WebhookBehaviour>): WebhookBehaviour =>
+    (request, index) =>
+      Object.hasOwn(routes, request.path) ? routes[request.path]!(request, index) : reject(),
 
   /** The webhook is down: `'503'` answers Service Unavailable, `'reset'` drops the connection. */
   down:

@@ -157,6 +157,31 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     assert.deepEqual(await containersOf(s.session_id), [], 'no container for refused logins, none left behind');
   });
 
+  it('keyboard-interactive: `ssh ci@gateway` asks for the token (hidden) and logs in with it; a non-token answer is refused', async () => {
+    const s = await provision({ actor: 'kbd-user' });
+    const r = await ssh(gw, {
+      user: 'ci',
+      answers: { 'Debug-session token:': s.token },
+      preferredAuthentications: 'keyboard-interactive',
+      command: 'echo "actor=$AIRLOCK_ACTOR"',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'actor=kbd-user\n');
+    assert.equal(r.prompts.length, 1);
+    assert.match(r.prompts[0] ?? '', /Debug-session token: $/);
+    const auth = await gw.waitForLog((l) => l.msg === 'connection authenticated' && l.username === 'kbd-user');
+    assert.equal(auth.method, 'keyboard-interactive');
+    assert.ok(!gw.output().includes(s.token), 'the typed token never reaches the log');
+    await gw.waitForIdle();
+
+    const wrong = await ssh(gw, { user: 'ci', answers: { 'Debug-session token:': 'hunter2' }, preferredAuthentications: 'keyboard-interactive', command: 'true' });
+    assert.equal(wrong.code, 255);
+    assert.match(wrong.stderr, /\[TOKEN_INVALID\]/);
+    assert.match(wrong.stderr, /Permission denied/);
+    assert.deepEqual(await containersOf(s.session_id), []);
+    await gw.waitForIdle();
+  });
+
   it('a disconnect frees the slot: reconnecting works until expiry', async () => {
     const s = await provision({ max_connections: 1 });
     for (let i = 0; i < 2; i++) {

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { createTokenAuthProvider, tokenFromCredential, type TokenAuthDeps, type TokenAuthProvider } from '../../src/auth/token.js';
-import type { AuthRequest, Credential } from '../../src/auth/provider.js';
+import { createTokenAuthProvider, tokenFromCredential, withTokenPrompt, type TokenAuthDeps, type TokenAuthProvider } from '../../src/auth/token.js';
+import type { AuthRequest, Credential, KeyboardInteractiveChallenge } from '../../src/auth/provider.js';
 import { createTokenIssuer, createTokenVerifier, loadTokenKeys, newSessionId, type TokenKeySet } from '../../src/broker/tokens.js';
 import { createMemorySessionStore } from '../../src/broker/store/memory.js';
 import type { SessionRecord, SessionStore } from '../../src/broker/store/session-store.js';
@@ -124,9 +124,8 @@ describe('token auth provider', () => {
     await d.release?.();
   });
 
-  it('takes the token from the password or the first keyboard-interactive answer too', async () => {
+  it('takes the token from the password or the user name too', async () => {
     assert.equal(tokenFromCredential({ method: 'password', password: ' eyJa.eyJb.c \n' }, 'ci'), 'eyJa.eyJb.c');
-    assert.equal(tokenFromCredential({ method: 'keyboard-interactive', answers: ['eyJa.eyJb.c'] }, 'ci'), 'eyJa.eyJb.c');
     assert.equal(tokenFromCredential({ method: 'password', password: 'hunter2' }, 'eyJa.eyJb.c'), 'eyJa.eyJb.c');
     assert.equal(tokenFromCredential({ method: 'none' }, 'alice'), undefined);
 
@@ -138,6 +137,49 @@ describe('token auth provider', () => {
     await d.release?.();
     assert.equal(provider.supports('publickey'), false);
     assert.equal(provider.supports('none'), true);
+  });
+
+  it('keyboard-interactive: withTokenPrompt asks for the token (hidden) unless the user name is one', async () => {
+    const { provider, provision } = setup();
+    providers.push(provider);
+    const prompting = withTokenPrompt(provider);
+    assert.equal(prompting.supports('keyboard-interactive'), true);
+    const asked: KeyboardInteractiveChallenge[] = [];
+    const typing = (answer: string): Credential => ({
+      method: 'keyboard-interactive',
+      challenge: async (c) => {
+        asked.push(c);
+        return [answer];
+      },
+    });
+
+    const { token } = await provision();
+    const d = await prompting.authenticate(typing(` ${token}\n`), request('ci'), signal());
+    assert.equal(d.outcome, 'accept');
+    assert.deepEqual(asked, [{ prompts: [{ prompt: 'Debug-session token: ', echo: false }] }]);
+    await d.release?.();
+
+    // A token user name needs no prompt.
+    asked.length = 0;
+    const byName = await prompting.authenticate(typing('unused'), request(token), signal());
+    assert.equal(byName.outcome, 'accept');
+    assert.equal(asked.length, 0);
+    await byName.release?.();
+
+    // Asked for a token and given something else: refused with the reason.
+    const wrong = await prompting.authenticate(typing('hunter2'), request('ci'), signal());
+    assert.equal(wrong.outcome, 'reject');
+    assert.equal(wrong.reason, 'TOKEN_INVALID');
+    assert.match(wrong.userMessage ?? '', /\[TOKEN_INVALID\]$/);
+
+    // The client abandoning the prompt is no decision.
+    const gone: Credential = { method: 'keyboard-interactive', challenge: () => Promise.reject(new Error('aborted')) };
+    assert.deepEqual(await prompting.authenticate(gone, request('ci'), signal()), { outcome: 'error', reason: 'AUTH_ABORTED' });
+
+    // Without the wrapper (a keyboard-interactive webhook leads): no prompt, not ours.
+    asked.length = 0;
+    assert.deepEqual(await provider.authenticate(typing(token), request('ci'), signal()), { outcome: 'reject' });
+    assert.equal(asked.length, 0);
   });
 
   it('a user name that is not a token is a plain reject (the chain moves on, no banner)', async () => {

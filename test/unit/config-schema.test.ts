@@ -73,7 +73,13 @@ const DEFAULTS: AppConfig = {
   auth: {
     password: { method: 'none', webhook: { timeout: 2000 } },
     publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: 'keys' },
+    keyboardInteractive: { method: 'none', webhook: { timeout: 2000 } },
+    authz: { method: 'none', webhook: { timeout: 2000 } },
     authTimeout: 60_000,
+    rateLimit: {
+      perIp: { maxFailures: 10, window: 300_000, blockFor: 600_000 },
+      perUser: { maxFailures: 20, window: 300_000, blockFor: 300_000 },
+    },
   },
   backend: 'docker',
   docker: {
@@ -350,6 +356,45 @@ describe('config errors name the key and the fix', () => {
     assert.deepEqual(problems({ auth: { publicKey: { method: 'authorizedKeys' }, password: { webhook: { url: 'http://a:1' } } } }), [
       'auth.password.webhook.url: is set but auth.password.method is "none", so it would be ignored — set auth.password.method to "webhook" or remove the url',
       'auth.publicKey.authorizedKeys: required when auth.publicKey.method is "authorizedKeys" — set it to the path of an authorized_keys file',
+    ]);
+  });
+
+  test('keyboard-interactive and authz webhooks, failed-login limits: keys, checks, what is refused', () => {
+    const config = parse({
+      auth: {
+        keyboardInteractive: { method: 'webhook', webhook: { url: 'http://kbd:8080', timeout: '750ms' } },
+        authz: { method: 'webhook', webhook: { url: 'http://authz:8080/' } },
+        rateLimit: { perIp: { maxFailures: 3, window: '1m', blockFor: '90s' }, perUser: { maxFailures: 0 } },
+      },
+    });
+    assert.deepEqual(config.auth.keyboardInteractive, { method: 'webhook', webhook: { url: 'http://kbd:8080', timeout: 750 } });
+    assert.deepEqual(config.auth.authz, { method: 'webhook', webhook: { url: 'http://authz:8080/', timeout: 2000 } });
+    assert.deepEqual(config.auth.rateLimit, {
+      perIp: { maxFailures: 3, window: 60_000, blockFor: 90_000 },
+      perUser: { maxFailures: 0, window: 300_000, blockFor: 300_000 },
+    });
+    // Keyboard-interactive alone is a way in.
+    assert.equal(parseConfig({ auth: { keyboardInteractive: { method: 'webhook', webhook: { url: 'http://kbd:1' } } } }, 'test').auth.keyboardInteractive.method, 'webhook');
+    assert.deepEqual(
+      problemsOf({
+        auth: {
+          keyboardInteractive: { method: 'webhook' },
+          authz: { webhook: { url: 'http://authz:1' } },
+          rateLimit: { perIp: { maxFailures: -1, window: '10ms' }, perUsr: {} },
+        },
+      }),
+      [
+        'auth.rateLimit.perIp.maxFailures: must be at least 0 (got -1)',
+        'auth.rateLimit.perIp.window: must be at least 1000ms (got 10ms)',
+        'auth.rateLimit.perUsr: unknown key — remove it or check the spelling (did you mean "perUser"?)',
+        'auth.keyboardInteractive.webhook.url: required when auth.keyboardInteractive.method is "webhook" — set it to the webhook base URL (e.g. http://auth:8080)',
+        'auth.authz.webhook.url: is set but auth.authz.method is "none", so it would be ignored — set auth.authz.method to "webhook" or remove the url',
+      ],
+    );
+    // ContainerSSH's OAuth2 device flow is known but not taken.
+    assert.deepEqual(problemsOf({ auth: { keyboardInteractive: { method: 'oauth2', oauth2: {} } } }), [
+      'auth.keyboardInteractive.method: "oauth2" is not supported yet by this Airlock version — use webhook or none',
+      'auth.keyboardInteractive.oauth2: OAuth2 device-flow login is not supported — use auth.keyboardInteractive.method: webhook',
     ]);
   });
 

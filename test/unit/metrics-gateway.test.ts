@@ -162,6 +162,24 @@ describe('gateway metrics', () => {
     assert.equal(sample(text, 'airlock_auth_duration_seconds_sum', 'method="password",outcome="error"'), 2);
   });
 
+  it('failed-login limits: refused attempts and started blocks by scope, both scopes present from the start', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    let text = await m.render();
+    for (const scope of ['ip', 'user']) {
+      assert.equal(sample(text, 'airlock_auth_rate_limited_total', `scope="${scope}"`), 0);
+      assert.equal(sample(text, 'airlock_auth_blocks_total', `scope="${scope}"`), 0);
+    }
+    m.authBlocked('ip');
+    m.authRateLimited('ip');
+    m.authRateLimited('ip');
+    m.authRateLimited('user');
+    text = await m.render();
+    assert.equal(sample(text, 'airlock_auth_blocks_total', 'scope="ip"'), 1);
+    assert.equal(sample(text, 'airlock_auth_blocks_total', 'scope="user"'), 0);
+    assert.equal(sample(text, 'airlock_auth_rate_limited_total', 'scope="ip"'), 2);
+    assert.equal(sample(text, 'airlock_auth_rate_limited_total', 'scope="user"'), 1);
+  });
+
   it('audit figures are read at scrape time; the pool gauge is read from the pool', async () => {
     const m = createMetrics({ defaultMetrics: false });
     let text = await m.render();
