@@ -10,6 +10,7 @@ import { createAuthChain } from '../auth/chain.js';
 import { createWebhookAuthProvider } from '../auth/webhook.js';
 import { createAuthorizedKeysProvider } from '../auth/authorized-keys.js';
 import { createSshCaProvider, loadTrustedCaKeys } from '../auth/ssh-ca.js';
+import { loadRevocationList } from '../auth/revocation-list.js';
 import { systemClock } from '../core/clock.js';
 import { createDockerBackend, type DockerBackendOptions } from '../backend/docker/index.js';
 // Types only: the Kubernetes backend (and @kubernetes/client-node, seconds to load) is imported on use.
@@ -38,6 +39,9 @@ export function buildAuth(config: AppConfig, logger: Logger, tokenProvider?: Aut
     methods.push('publickey');
   }
   if (publicKey.trustedUserCAKeys) {
+    // A bad revocation list stops the start (CONFIG_INVALID naming the file); later bad edits
+    // fail closed at login until fixed.
+    if (publicKey.revokedKeys) loadRevocationList(publicKey.revokedKeys);
     // After the other key providers: for a certificate they say a plain "no" and this one's reason wins.
     providers.push(
       createSshCaProvider({
