@@ -70,6 +70,8 @@ export const ERROR_CODES = {
   // SSH proxy backend (src/backend/sshproxy)
   UPSTREAM_HOST_KEY_REJECTED: { kind: 'system', userMessage: "the upstream SSH server's host key is not trusted; tell the operator" },
   UPSTREAM_AUTH_FAILED: { kind: 'system', userMessage: 'the gateway could not log in to the upstream SSH server; tell the operator' },
+  // Host certificates (src/ssh/host-certificates.ts)
+  HOSTCERT_INVALID: { kind: 'system', userMessage: 'the gateway host certificate cannot be used' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
