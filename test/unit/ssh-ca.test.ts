@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parseAuthorizedKeyLine } from '../../src/auth/public-key.js';
 import { checkCertificate, createSshCaProvider, loadTrustedCaKeys, verifyCertificateUserauthSignature } from '../../src/auth/ssh-ca.js';
-import { EMPTY_REVOCATION_LIST, parseRevocationList, type RevocationList } from '../../src/auth/revocation-list.js';
+import { EMPTY_REVOCATION_LIST, loadRevocationList, parseRevocationList, type RevocationList } from '../../src/auth/revocation-list.js';
 import { AirlockError } from '../../src/core/errors.js';
 import { makeKey, type TestKey } from '../helpers/keys.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -142,6 +142,19 @@ describe('checkCertificate', () => {
     assert.throws(() => parseRevocationList('hash: MD5:ab:cd\n'), /line 1: only SHA256/);
     // As ssh-keygen -k: serial 0 means "no serial" and cannot be revoked by number.
     assert.throws(() => parseRevocationList('serial: 0-5\n'), /line 1: serial 0 cannot be revoked/);
+  });
+
+  test('loadRevocationList (start-up): an unreadable or malformed file is a config error naming it', async () => {
+    const isConfigError = (file: string, pattern: RegExp) => (e: unknown) =>
+      e instanceof AirlockError && e.code === 'CONFIG_INVALID' && e.message.includes(file) && pattern.test(e.message);
+    assert.throws(() => loadRevocationList(`${dir}/no-such-krl`), isConfigError(`${dir}/no-such-krl`, /cannot read/));
+    const damaged = `${dir}/damaged-krl`;
+    await run('ssh-keygen', ['-q', '-k', '-f', damaged, `${ca.path}.pub`]);
+    await writeFile(damaged, (await readFile(damaged)).subarray(0, 20));
+    assert.throws(() => loadRevocationList(damaged), isConfigError(damaged, /truncated/));
+    const plain = `${dir}/plain-revoked`;
+    await writeFile(plain, `id: gone\n${ca.publicLine}\n`);
+    assert.equal(loadRevocationList(plain).keys.size, 1);
   });
 });
 
