@@ -31,7 +31,7 @@ const KRL_SECTION_CERT_KEY_ID = 0x23;
 const KRL_SECTION_CERT_EXTENSION = 0x39;
 
 export interface Krl extends RevocationList {
-  /** Increases each time the KRL is modified (`ssh-keygen -k -u`). */
+  /** Set by its writer (`ssh-keygen -k -z N`); ssh-keygen leaves it 0 unless told. */
   readonly krlVersion: bigint;
   /** Seconds since the epoch. */
   readonly generatedAt: bigint;

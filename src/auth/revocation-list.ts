@@ -28,6 +28,8 @@ export interface RevocationList {
   readonly fingerprints: ReadonlySet<string>;
   /** SHA-1 digests of key blobs, lower-case hex. */
   readonly sha1: ReadonlySet<string>;
+  /** Set when the list came from a binary KRL (openssh-krl.ts). */
+  readonly krlVersion?: bigint;
 }
 
 export const EMPTY_REVOCATION_LIST: RevocationList = { certificates: [], keys: new Set(), fingerprints: new Set(), sha1: new Set() };
@@ -43,7 +45,7 @@ export interface RevocationListSummary {
 }
 
 export function summarizeRevocationList(list: RevocationList): RevocationListSummary {
-  const krlVersion = (list as { krlVersion?: bigint }).krlVersion;
+  const { krlVersion } = list;
   return {
     format: krlVersion === undefined ? 'plain' : 'krl',
     ...(krlVersion === undefined ? {} : { krlVersion: krlVersion.toString() }),
