@@ -7,10 +7,11 @@
  *
  * This provider only decides whether a key is listed; the SSH layer verifies the signature.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { AirlockError, isAirlockError } from '../core/errors.js';
+import { fileStamp, fileStampSync } from './file-stamp.js';
 import { fingerprintOf, parseAuthorizedKeyLine } from './public-key.js';
 import type { AuthDecision, AuthMethod, AuthProvider, AuthRequest, Credential } from './provider.js';
 
@@ -76,21 +77,17 @@ export function createAuthorizedKeysProvider(deps: AuthorizedKeysDeps): AuthProv
   // Stamp first, then read: if the file changes in between, the next login sees a new stamp.
   let initialStamp = '';
   try {
-    initialStamp = stampText(statSync(file, { bigint: true }));
+    initialStamp = fileStampSync(file);
   } catch {
     // loadAuthorizedKeys below reports the unreadable file.
   }
   let snapshot: Snapshot = { stamp: initialStamp, entries: loadAuthorizedKeys(file) };
   let reloading: Promise<Snapshot> | undefined;
 
-  async function stampOf(): Promise<string> {
-    return stampText(await stat(file, { bigint: true }));
-  }
-
   async function reload(): Promise<Snapshot> {
     let stamp: string;
     try {
-      stamp = await stampOf();
+      stamp = await fileStamp(file);
     } catch (err) {
       return { stamp: '', entries: new AirlockError('CONFIG_FILE_UNREADABLE', `authorized keys file ${file} cannot be read`, { cause: err }) };
     }
@@ -146,13 +143,4 @@ export function createAuthorizedKeysProvider(deps: AuthorizedKeysDeps): AuthProv
       );
     },
   };
-}
-
-/**
- * Nanosecond mtime/ctime plus size and inode: a rewrite, a rename over the file or an edit of a
- * different length all count as a change. (Two same-length edits within one kernel timestamp
- * tick, a few ms, look alike; editors and config management do not write that fast.)
- */
-function stampText(s: { mtimeNs: bigint; ctimeNs: bigint; size: bigint; ino: bigint }): string {
-  return `${s.mtimeNs}:${s.ctimeNs}:${s.size}:${s.ino}`;
 }

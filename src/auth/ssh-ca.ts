@@ -7,13 +7,13 @@
  * `verifyCertificateUserauthSignature`, next to the plain-key check in public-key.ts.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { BlockList, isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { AirlockError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import type { AuthDecision, AuthMethod, AuthProvider, AuthRequest, Credential } from './provider.js';
 import { blobKeyType, fingerprintOf, parseAuthorizedKeyLine } from './public-key.js';
+import { EMPTY_REVOCATION_LIST, isRevoked, watchRevocationList, type RevocationList } from './revocation-list.js';
 import { CERT_SUFFIX, CERT_TYPE_USER, optionString, parseCertificate, plainKeyObject, verifySshSignature, type OpenSshCertificate } from './ssh-cert.js';
 
 export function isCertificateAlgorithm(algorithm: string): boolean {
@@ -33,77 +33,6 @@ export interface CertificateGrant {
 export type CertificateCheck =
   | { readonly ok: true; readonly cert: OpenSshCertificate; readonly grant: CertificateGrant }
   | { readonly ok: false; readonly code: ErrorCode; readonly detail: string };
-
-/** Parsed `auth.publicKey.revokedKeys` (the plain list format; see parseRevocationList). */
-export interface RevocationList {
-  readonly serials: readonly (readonly [bigint, bigint])[];
-  readonly keyIds: ReadonlySet<string>;
-  /** Base64 key blobs (certified keys, certificates or CA keys). */
-  readonly keys: ReadonlySet<string>;
-  /** "SHA256:..." fingerprints. */
-  readonly fingerprints: ReadonlySet<string>;
-}
-
-export const EMPTY_REVOCATION_LIST: RevocationList = { serials: [], keyIds: new Set(), keys: new Set(), fingerprints: new Set() };
-
-const KRL_MAGIC = Buffer.from('SSHKRL\n\0', 'latin1');
-
-/**
- * Plain revocation list, one entry a line (the text spec `ssh-keygen -k` reads, plus bare keys
- * as OpenSSH's RevokedKeys accepts): `serial: N` or `serial: N-M`, `id: KEYID`,
- * `key: <public key>`, `sha256: SHA256:...`, or a bare public key / `SHA256:...` line.
- * Binary OpenSSH KRLs are refused with a clear error (not implemented).
- */
-export function parseRevocationList(content: Buffer | string): RevocationList {
-  const buf = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-  if (buf.subarray(0, KRL_MAGIC.length).equals(KRL_MAGIC)) {
-    throw new Error('binary OpenSSH KRL files are not supported yet; use the plain list format (serial:, id:, key:, sha256: lines)');
-  }
-  const serials: [bigint, bigint][] = [];
-  const keyIds = new Set<string>();
-  const keys = new Set<string>();
-  const fingerprints = new Set<string>();
-  buf
-    .toString('utf8')
-    .split(/\r?\n/)
-    .forEach((raw, index) => {
-      const line = raw.trim();
-      if (line === '' || line.startsWith('#')) return;
-      const bad = () => new Error(`line ${index + 1}: not a revocation entry`);
-      const directive = /^(serial|id|key|sha256|sha1)\s*:\s*(.*)$/i.exec(line);
-      if (directive) {
-        const kind = (directive[1] ?? '').toLowerCase();
-        const value = (directive[2] ?? '').trim();
-        if (kind === 'serial') {
-          const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(value);
-          if (!m) throw bad();
-          const lo = BigInt(m[1] ?? '0');
-          const hi = m[2] === undefined ? lo : BigInt(m[2]);
-          if (hi < lo) throw bad();
-          serials.push([lo, hi]);
-        } else if (kind === 'id') {
-          keyIds.add(value);
-        } else if (kind === 'key') {
-          const key = parseAuthorizedKeyLine(value);
-          if (!key) throw bad();
-          keys.add(key.blob.toString('base64'));
-        } else if (kind === 'sha256') {
-          fingerprints.add(value.startsWith('SHA256:') ? value : `SHA256:${value}`);
-        } else {
-          throw new Error(`line ${index + 1}: sha1 fingerprints are not supported; use sha256`);
-        }
-        return;
-      }
-      if (line.startsWith('SHA256:')) {
-        fingerprints.add(line);
-        return;
-      }
-      const key = parseAuthorizedKeyLine(line);
-      if (!key) throw bad();
-      keys.add(key.blob.toString('base64'));
-    });
-  return { serials, keyIds, keys, fingerprints };
-}
 
 /**
  * AuthRequest.remoteAddress is always `${ip}:${port}` (ssh/connection.ts), IPv6 unbracketed:
@@ -136,14 +65,6 @@ function sourceAddressAllows(list: string, remoteAddress: string): boolean {
     }
   }
   return blocks.check(ip, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-function isRevoked(cert: OpenSshCertificate, certBlob: Buffer, list: RevocationList): boolean {
-  if (list.keyIds.has(cert.keyId)) return true;
-  if (list.serials.some(([lo, hi]) => cert.serial >= lo && cert.serial <= hi)) return true;
-  return [cert.publicKey, certBlob, cert.signatureKey].some(
-    (blob) => list.keys.has(blob.toString('base64')) || list.fingerprints.has(fingerprintOf(blob)),
-  );
 }
 
 export interface CheckCertificateArgs {
@@ -249,7 +170,7 @@ function readCaFile(path: string): string[] {
 
 export interface SshCaProviderDeps {
   readonly trustedCaKeys: ReadonlySet<string>;
-  /** Revocation list file, re-read on every attempt so a revocation needs no restart. */
+  /** Revocation list file (KRL or plain), re-read when it changes so a revocation needs no restart. */
   readonly revokedKeysFile?: string;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -260,10 +181,8 @@ export interface SshCaProviderDeps {
  * the grant (forced command, permit-pty, permit-port-forwarding) for the session layer.
  */
 export function createSshCaProvider(deps: SshCaProviderDeps): AuthProvider {
-  const loadRevoked = async (): Promise<RevocationList> => {
-    if (!deps.revokedKeysFile) return EMPTY_REVOCATION_LIST;
-    return parseRevocationList(await readFile(deps.revokedKeysFile));
-  };
+  const watched = deps.revokedKeysFile ? watchRevocationList(deps.revokedKeysFile, deps.logger) : undefined;
+  const loadRevoked = async (): Promise<RevocationList> => (watched ? watched.current() : EMPTY_REVOCATION_LIST);
   return {
     name: 'ssh-ca',
     supports: (method: AuthMethod) => method === 'publickey',
@@ -276,7 +195,7 @@ export function createSshCaProvider(deps: SshCaProviderDeps): AuthProvider {
         revoked = await loadRevoked();
       } catch (err) {
         // Fail closed: an unreadable revocation list must not let revoked certificates in.
-        deps.logger.error({ err, file: deps.revokedKeysFile, code: 'CONFIG_INVALID' }, 'revocation list unusable');
+        deps.logger.error({ file: deps.revokedKeysFile, code: 'CONFIG_INVALID', error: (err as Error).message }, 'revocation list unusable');
         return { outcome: 'error', reason: 'AUTH_BACKEND_ERROR' };
       }
       const result = checkCertificate({

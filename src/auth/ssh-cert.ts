@@ -6,52 +6,12 @@
  * keys are turned into node:crypto KeyObjects here via JWK.
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { sshString, WireReader } from './ssh-wire.js';
 
 export const CERT_SUFFIX = '-cert-v01@openssh.com';
 
 export const CERT_TYPE_USER = 1;
 export const CERT_TYPE_HOST = 2;
-
-/** Reads SSH wire types (RFC 4251 §5); every read throws on truncation. */
-class WireReader {
-  private pos = 0;
-  constructor(private readonly buf: Buffer) {}
-  get offset(): number {
-    return this.pos;
-  }
-  get done(): boolean {
-    return this.pos === this.buf.length;
-  }
-  uint32(): number {
-    if (this.pos + 4 > this.buf.length) throw new Error('truncated uint32');
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  uint64(): bigint {
-    if (this.pos + 8 > this.buf.length) throw new Error('truncated uint64');
-    const v = this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-  bytes(): Buffer {
-    const len = this.uint32();
-    if (this.pos + len > this.buf.length) throw new Error('truncated string');
-    const v = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
-    return v;
-  }
-  text(): string {
-    return this.bytes().toString('utf8');
-  }
-}
-
-function sshString(data: Buffer | string): Buffer {
-  const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
-}
 
 export interface OpenSshCertificate {
   /** e.g. "ssh-ed25519-cert-v01@openssh.com". */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
-import { createAuthRateLimiter, createGateway, loadHostKeys } from '../ssh/index.js';
+import { createAuthRateLimiter, createGateway, describeHostCertificate, loadHostCertificates, loadHostKeys } from '../ssh/index.js';
 import { createRecorder } from '../audit/index.js';
 import { createReaper, type DockerBackend } from '../backend/docker/index.js';
 import { systemClock } from '../core/clock.js';
@@ -26,6 +26,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   logger.info({ gatewayId, config: path ?? 'embedded defaults', pid: process.pid }, 'starting airlock');
 
   const hostKeys = await loadHostKeys(config.ssh.hostkeys, config.ssh.generatedHostKeyPath);
+  const hostCertificates = await loadHostCertificates(config.ssh.hostcerts, hostKeys, { now: systemClock.now(), hostKeyAlgos: config.ssh.hostKeyAlgos });
   // CI-debug broker: token logins (and the provisioning API, started once the SSH port is known).
   const broker = config.broker ? await createBrokerRuntime({ config: config.broker, logger, sshListen: parseListenAddress(config.ssh.listen) }) : undefined;
   const { provider, methods, authorizer } = buildAuth(config, logger, broker?.tokenProvider);
@@ -46,6 +47,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const gateway = createGateway({
     options: sshOptions(config, parseListenAddress(config.ssh.listen)),
     hostKeys,
+    hostCertificates,
     auth: provider,
     authMethods: methods,
     authorizer,
@@ -74,7 +76,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
 
   const address = await gateway.listen();
   const operator = await startOperatorFromConfig(config, { metrics, backend, sessionStore: broker?.store, logger });
-  logger.info({ address: address.address, port: address.port, hostKeys: hostKeys.map((k) => `${k.type} ${k.source}`) }, 'listening');
+  logger.info({ address: address.address, port: address.port, hostKeys: hostKeys.map((k) => `${k.type} ${k.source}`), hostCertificates: hostCertificates.map(describeHostCertificate) }, 'listening');
   const brokerApi = broker && config.broker?.serveApi ? await broker.startApi({ sshPort: address.port }) : undefined;
   if (process.stderr.isTTY) {
     const user = methods.includes('publickey') && config.auth.publicKey.method === 'authorizedKeys' ? '<user from authorized_keys>' : '<user>';

@@ -14,6 +14,7 @@ import { withTokenPrompt } from '../auth/token.js';
 import type { AuthRateLimitOptions } from '../ssh/auth-rate-limit.js';
 import { createAuthorizedKeysProvider } from '../auth/authorized-keys.js';
 import { createSshCaProvider, loadTrustedCaKeys } from '../auth/ssh-ca.js';
+import { loadRevocationList } from '../auth/revocation-list.js';
 import { systemClock } from '../core/clock.js';
 import { createDockerBackend, type DockerBackendOptions } from '../backend/docker/index.js';
 // Types only: the Kubernetes backend (and @kubernetes/client-node, seconds to load) is imported on use.
@@ -51,6 +52,9 @@ export function buildAuth(
     methods.push('publickey');
   }
   if (publicKey.trustedUserCAKeys) {
+    // A bad revocation list stops the start (CONFIG_INVALID naming the file); later bad edits
+    // fail closed at login until fixed.
+    if (publicKey.revokedKeys) loadRevocationList(publicKey.revokedKeys);
     // After the other key providers: for a certificate they say a plain "no" and this one's reason wins.
     providers.push(
       createSshCaProvider({

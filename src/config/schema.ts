@@ -50,6 +50,8 @@ const SERVER_VERSION = /^SSH-2\.0-[\x21-\x2c\x2e-\x7e]+(?: [\x20-\x7e]*)?$/;
 export const sshSchema = z.strictObject({
   listen: listenAddress().default('0.0.0.0:2222'),
   hostkeys: z.array(text()).default([]),
+  /** OpenSSH host certificate files (`ssh-keygen -s ca -h`), each for one of the host keys. */
+  hostcerts: z.array(text()).default([]),
   generatedHostKeyPath: text().default('.airlock/ssh_host_ed25519_key'),
   ciphers: z
     .array(z.enum(SSH_CIPHERS))

@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   // Authorization step and failed-login limits (src/auth/authz.ts, src/ssh/auth-rate-limit.ts)
   AUTHZ_DENIED: { kind: 'user', userMessage: 'this login is not allowed (refused by the authorization service)' },
   AUTH_RATE_LIMITED: { kind: 'user', userMessage: 'too many failed logins from this address or for this user; try again later' },
+  // Host certificates (src/ssh/host-certificates.ts)
+  HOSTCERT_INVALID: { kind: 'system', userMessage: 'the gateway host certificate cannot be used' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

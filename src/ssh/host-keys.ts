@@ -8,6 +8,8 @@ export interface HostKey {
   /** Private key text (OpenSSH or PEM) as ssh2 expects it. */
   readonly pem: string;
   readonly type: string;
+  /** The public key wire blob (RFC 4253 §6.6), to match host certificates against. */
+  readonly publicKey: Buffer;
   /** Where it came from (file path, "inline" or "generated:<path>"); for logs. */
   readonly source: string;
 }
@@ -37,7 +39,7 @@ function parseHostKey(text: string, source: string): HostKey {
   if (!key || !key.isPrivateKey()) {
     throw new AirlockError('HOSTKEY_INVALID', `host key ${source}: not a private key`);
   }
-  return { pem: text, type: key.type, source };
+  return { pem: text, type: key.type, publicKey: key.getPublicSSH(), source };
 }
 
 /**

@@ -2,12 +2,15 @@ import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Logger } from 'pino';
 import type { HostKey } from './host-keys.js';
+import { certificateHostKeyEntries, type HostCertificate } from './host-certificates.js';
 import { handleConnection, type ConnectionDeps, type LiveConnection } from './connection.js';
 import { ERROR_CODES } from '../core/errors.js';
 import type { MetadataMap } from '../backend/backend.js';
 
 export interface GatewayDeps extends ConnectionDeps {
   readonly hostKeys: readonly HostKey[];
+  /** Presented next to the plain host keys (host-certificates.ts). */
+  readonly hostCertificates?: readonly HostCertificate[];
 }
 
 export interface Gateway {
@@ -37,7 +40,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const server = new ssh2.Server(
     {
-      hostKeys: deps.hostKeys.map((k) => k.pem),
+      hostKeys: [...certificateHostKeyEntries(deps.hostCertificates ?? []), ...deps.hostKeys.map((k) => k.pem)],
       ident: options.serverVersion.replace(/^SSH-2\.0-/, ''),
       ...(options.banner ? { banner: options.banner } : {}),
       keepaliveInterval: options.clientAliveInterval > 0 ? options.clientAliveInterval : KEEPALIVE_OFF_MS,

@@ -28,7 +28,7 @@ export interface TestGateway {
   /** Ids of this gateway's containers (other suites may share the Docker engine). */
   containers(): Promise<string[]>;
   readonly dir: string;
-  /** known_hosts file pinning this gateway's host key. */
+  /** known_hosts file pinning this gateway's host keys (generated, or `<file>.pub` of ssh.hostkeys). */
   readonly knownHosts: string;
   readonly child: ChildProcess;
   readonly logs: LogLine[];
@@ -76,7 +76,9 @@ export async function startGateway(overrides: GatewayConfig = {}, options: { env
   const configPath = join(dir, 'config.yaml');
   const config = testConfig(dir, overrides);
   await writeFile(configPath, stringify(config));
-  const hostKeyPath = String((config.ssh as { generatedHostKeyPath?: string }).generatedHostKeyPath);
+  const sshConfig = config.ssh as { generatedHostKeyPath?: string; hostkeys?: string[] };
+  // Configured host key files are pinned through their `.pub` next to them (as ssh-keygen writes).
+  const pinnedKeys = sshConfig.hostkeys?.length ? sshConfig.hostkeys.map((k) => `${k}.pub`) : [`${String(sshConfig.generatedHostKeyPath)}.pub`];
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', configPath], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
@@ -140,9 +142,13 @@ export async function startGateway(overrides: GatewayConfig = {}, options: { env
     startedGatewayIds.add(gatewayId);
     const listening = await waitForLog((l) => l.msg === 'listening');
     port = Number(listening.port);
-    const pub = (await readFile(`${hostKeyPath}.pub`, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+    const lines: string[] = [];
+    for (const file of pinnedKeys) {
+      const pub = (await readFile(file, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+      lines.push(`[127.0.0.1]:${port} ${pub}\n`);
+    }
     knownHosts = join(dir, 'known_hosts');
-    await writeFile(knownHosts, `[127.0.0.1]:${port} ${pub}\n`);
+    await writeFile(knownHosts, lines.join(''));
   } catch (err) {
     // A gateway that failed to come up must not outlive the test (it would keep the runner alive).
     child.kill('SIGKILL');

@@ -27,6 +27,8 @@ export interface SshOptions {
   /** Extra ssh arguments (before the destination). */
   readonly args?: readonly string[];
   readonly timeoutMs?: number;
+  /** known_hosts file instead of the gateway's pinned one (still StrictHostKeyChecking=yes). */
+  readonly knownHosts?: string;
 }
 
 export interface SshResult {
@@ -41,7 +43,7 @@ export interface SshResult {
 export function sshArgs(gw: TestGateway, opts: SshOptions): string[] {
   const args = [
     '-p', String(gw.port),
-    '-o', `UserKnownHostsFile=${gw.knownHosts}`,
+    '-o', `UserKnownHostsFile=${opts.knownHosts ?? gw.knownHosts}`,
     '-o', 'StrictHostKeyChecking=yes',
     '-o', 'IdentityAgent=none',
     '-o', 'ConnectTimeout=20',
@@ -58,6 +60,17 @@ export function sshArgs(gw: TestGateway, opts: SshOptions): string[] {
   args.push(`${opts.user}@127.0.0.1`);
   if (opts.command !== undefined) args.push('--', opts.command);
   return args;
+}
+
+/**
+ * Writes a known_hosts file that trusts only host certificates signed by `caPublicLine` for the
+ * gateway's address (`@cert-authority [127.0.0.1]:PORT <ca key>`), no plain key: no TOFU.
+ */
+export async function certAuthorityKnownHosts(gw: TestGateway, caPublicLine: string, name = 'known_hosts_ca'): Promise<string> {
+  const file = join(gw.dir, name);
+  const key = caPublicLine.trim().split(/\s+/).slice(0, 2).join(' ');
+  await writeFile(file, `@cert-authority [127.0.0.1]:${gw.port} ${key}\n`);
+  return file;
 }
 
 const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;

@@ -110,6 +110,37 @@ describe('SSH user certificates', () => {
     await assertRefused(identity, 'CERT_REVOKED');
   });
 
+  test('a binary KRL (ssh-keygen -k) revokes by serial under its CA; ssh-keygen -k -u takes effect without restart', async () => {
+    const spec = join(dir, 'krl-spec');
+    await writeFile(spec, 'serial: 500\n');
+    // Same file as the plain list: the format is told by the content (SSHKRL magic).
+    await run('ssh-keygen', ['-q', '-k', '-f', revokedFile, '-s', `${edCa}.pub`, spec]);
+    await assertRefused(await certifiedKey(edCa, ['-n', 'alice', '-z', '500']), 'CERT_REVOKED');
+    // Serials are scoped to the CA: serial 500 from the RSA CA is someone else.
+    const otherCaSameSerial = await ssh(gw, { user: 'alice', identity: await certifiedKey(rsaCa, ['-n', 'alice', '-z', '500']), command: 'echo other-ca-ok' });
+    assert.equal(otherCaSameSerial.code, 0, otherCaSameSerial.stderr);
+    assert.equal(otherCaSameSerial.stdout.toString().trim(), 'other-ca-ok');
+    const identity = await certifiedKey(edCa, ['-n', 'alice', '-z', '501']);
+    const before = await ssh(gw, { user: 'alice', identity, command: 'true' });
+    assert.equal(before.code, 0, before.stderr);
+    await gw.waitForIdle();
+    await writeFile(spec, 'serial: 501\n');
+    await run('ssh-keygen', ['-q', '-k', '-u', '-f', revokedFile, '-s', `${edCa}.pub`, spec]);
+    await assertRefused(identity, 'CERT_REVOKED');
+    await gw.waitForLog((l) => l.msg === 'revocation list loaded' && l.format === 'krl');
+    // A damaged KRL fails closed (no login at all) until it is fixed.
+    const krl = await readFile(revokedFile);
+    await writeFile(revokedFile, krl.subarray(0, krl.length - 3));
+    const good = await certifiedKey(edCa, ['-n', 'alice', '-z', '502']);
+    await assertRefused(good, 'AUTH_BACKEND_ERROR');
+    await gw.waitForLog((l) => l.msg === 'revocation list rejected' && String(l.error).includes('truncated'));
+    await writeFile(revokedFile, krl);
+    const fixed = await ssh(gw, { user: 'alice', identity: good, command: 'true' });
+    assert.equal(fixed.code, 0, fixed.stderr);
+    await gw.waitForIdle();
+    await writeFile(revokedFile, '# revoked\nserial: 666\n');
+  });
+
   test('a tampered certificate is not usable: OpenSSH itself drops it, and the login fails', async () => {
     // OpenSSH verifies the CA signature when it loads a certificate, so the real client never
     // sends a tampered one; the gateway's own refusal of tampered bytes is in test/unit/ssh-ca.test.ts.

@@ -55,6 +55,7 @@ const DEFAULTS: AppConfig = {
   ssh: {
     listen: '0.0.0.0:2222',
     hostkeys: [],
+    hostcerts: [],
     generatedHostKeyPath: '.airlock/ssh_host_ed25519_key',
     ciphers: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com'],
     kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],

@@ -6,20 +6,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parseAuthorizedKeyLine } from '../../src/auth/public-key.js';
-import {
-  checkCertificate,
-  createSshCaProvider,
-  EMPTY_REVOCATION_LIST,
-  loadTrustedCaKeys,
-  parseRevocationList,
-  verifyCertificateUserauthSignature,
-  type RevocationList,
-} from '../../src/auth/ssh-ca.js';
+import { checkCertificate, createSshCaProvider, loadTrustedCaKeys, verifyCertificateUserauthSignature } from '../../src/auth/ssh-ca.js';
+import { EMPTY_REVOCATION_LIST, loadRevocationList, parseRevocationList, type RevocationList } from '../../src/auth/revocation-list.js';
 import { AirlockError } from '../../src/core/errors.js';
 import { makeKey, type TestKey } from '../helpers/keys.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -136,13 +128,33 @@ describe('checkCertificate', () => {
     assert.equal(codeOf(check(blob, { revoked: list(`# bare key line\n${key.publicLine}\n`) })), 'CERT_REVOKED');
     assert.equal(codeOf(check(blob, { revoked: list(`sha256: ${key.fingerprint}\n`) })), 'CERT_REVOKED');
     assert.equal(codeOf(check(blob, { revoked: list(`${ca.publicLine}\n`) })), 'CERT_REVOKED');
+    // The ssh-keygen -k spec forms: sha1:/sha256: take a public key, hash: a fingerprint.
+    assert.equal(codeOf(check(blob, { revoked: list(`sha1: ${key.publicLine}\n`) })), 'CERT_REVOKED');
+    assert.equal(codeOf(check(blob, { revoked: list(`sha256: ${key.publicLine}\n`) })), 'CERT_REVOKED');
+    assert.equal(codeOf(check(blob, { revoked: list(`hash: ${key.fingerprint}\n`) })), 'CERT_REVOKED');
+    assert.equal(codeOf(check(blob, { revoked: list(`sha1: ${rsaCa.publicLine}\nhash: ${rsaCa.fingerprint}\n`) })), 'OK');
   });
 
-  test('revocation list: malformed lines and binary KRLs are errors, not silently ignored', async () => {
+  test('revocation list: malformed lines are errors, not silently ignored', () => {
     assert.throws(() => parseRevocationList('serial: abc\n'), /line 1/);
     assert.throws(() => parseRevocationList('nonsense\n'), /line 1/);
-    await run('ssh-keygen', ['-q', '-k', '-f', `${dir}/krl`, `${ca.path}.pub`]);
-    assert.throws(() => parseRevocationList(readFileSync(`${dir}/krl`)), /binary OpenSSH KRL/);
+    assert.throws(() => parseRevocationList('# fine\nsha1: SHA1:abc\n'), /line 2/);
+    assert.throws(() => parseRevocationList('hash: MD5:ab:cd\n'), /line 1: only SHA256/);
+    // As ssh-keygen -k: serial 0 means "no serial" and cannot be revoked by number.
+    assert.throws(() => parseRevocationList('serial: 0-5\n'), /line 1: serial 0 cannot be revoked/);
+  });
+
+  test('loadRevocationList (start-up): an unreadable or malformed file is a config error naming it', async () => {
+    const isConfigError = (file: string, pattern: RegExp) => (e: unknown) =>
+      e instanceof AirlockError && e.code === 'CONFIG_INVALID' && e.message.includes(file) && pattern.test(e.message);
+    assert.throws(() => loadRevocationList(`${dir}/no-such-krl`), isConfigError(`${dir}/no-such-krl`, /cannot read/));
+    const damaged = `${dir}/damaged-krl`;
+    await run('ssh-keygen', ['-q', '-k', '-f', damaged, `${ca.path}.pub`]);
+    await writeFile(damaged, (await readFile(damaged)).subarray(0, 20));
+    assert.throws(() => loadRevocationList(damaged), isConfigError(damaged, /truncated/));
+    const plain = `${dir}/plain-revoked`;
+    await writeFile(plain, `id: gone\n${ca.publicLine}\n`);
+    assert.equal(loadRevocationList(plain).keys.size, 1);
   });
 });
 
