@@ -13,9 +13,10 @@ import { z } from 'zod';
 import type { MetadataMap } from '../backend/backend.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
-import { AirlockError, isAirlockError } from '../core/errors.js';
+import { isAirlockError, type AirlockError } from '../core/errors.js';
 import { retry } from '../core/retry.js';
 import { filesMapSchema, mergeMaps, valueMapSchema, withoutSensitive } from './metadata-merge.js';
+import { checkWebhookUrl, postWebhook, type WebhookClientOptions } from './webhook-http.js';
 import type { AuthDecision, AuthMethod, AuthProvider, AuthRequest, Credential } from './provider.js';
 
 export interface WebhookAuthDeps {
@@ -36,7 +37,6 @@ export interface WebhookAuthDeps {
   readonly retryInitialDelayMs?: number;
 }
 
-const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 const KNOWN_FIELDS = new Set(['success', 'authenticatedUsername', 'metadata', 'environment', 'files']);
 
 /** The answer; unknown fields are let through (ContainerSSH rejects them, a known pain point). */
@@ -51,54 +51,19 @@ type Answer = z.output<typeof answerSchema>;
 
 export function createWebhookAuthProvider(deps: WebhookAuthDeps): AuthProvider {
   const clock = deps.clock ?? systemClock;
-  const doFetch = deps.fetch ?? globalThis.fetch;
-  const maxBytes = deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const client: WebhookClientOptions = {
+    service: 'auth webhook',
+    unavailableCode: 'AUTH_BACKEND_ERROR',
+    badResponseCode: 'AUTH_BAD_RESPONSE',
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.maxResponseBytes !== undefined ? { maxResponseBytes: deps.maxResponseBytes } : {}),
+  };
   const endpoints: Partial<Record<AuthMethod, string>> = {};
   if (deps.passwordUrl !== undefined) endpoints.password = endpoint(deps.passwordUrl, 'password');
   if (deps.publicKeyUrl !== undefined) endpoints.publickey = endpoint(deps.publicKeyUrl, 'pubkey');
 
-  async function callOnce(url: string, body: string, signal: AbortSignal, timeoutMs: number): Promise<Answer> {
-    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-    let response: Response;
-    try {
-      response = await doFetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body,
-        // A redirect is not an answer; following it could re-send the password elsewhere.
-        redirect: 'manual',
-        signal: attemptSignal,
-      });
-    } catch (err) {
-      throw backendError(err, signal, timeoutMs);
-    }
-    if (response.status !== 200) {
-      await response.body?.cancel().catch(() => undefined);
-      throw new AirlockError('AUTH_BACKEND_ERROR', `auth webhook answered HTTP ${response.status}`, {
-        details: { status: response.status },
-      });
-    }
-    let text: string;
-    try {
-      text = await readLimited(response, maxBytes);
-    } catch (err) {
-      if (isAirlockError(err)) throw err;
-      throw backendError(err, signal, timeoutMs);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new AirlockError('AUTH_BAD_RESPONSE', 'auth webhook answer is not JSON', { cause: err });
-    }
-    const parsed = answerSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new AirlockError('AUTH_BAD_RESPONSE', `auth webhook answer has the wrong shape: ${z.prettifyError(parsed.error)}`, {
-        cause: parsed.error,
-      });
-    }
-    return parsed.data;
-  }
+  const callOnce = (url: string, body: string, signal: AbortSignal, timeoutMs: number): Promise<Answer> =>
+    postWebhook(url, body, answerSchema, { timeoutMs, signal }, client);
 
   return {
     name: 'webhook',
@@ -189,20 +154,7 @@ export function createWebhookAuthProvider(deps: WebhookAuthDeps): AuthProvider {
 }
 
 function endpoint(base: string, path: 'password' | 'pubkey'): string {
-  let url: URL;
-  try {
-    url = new URL(`${base.replace(/\/+$/, '')}/${path}`);
-  } catch (err) {
-    throw new AirlockError('CONFIG_INVALID', `auth webhook URL "${base}" is not a URL`, { cause: err });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new AirlockError('CONFIG_INVALID', `auth webhook URL must be http or https, got ${url.protocol}`);
-  }
-  // fetch refuses URLs with credentials, and they would leak into logs; say so at startup.
-  if (url.username !== '' || url.password !== '') {
-    throw new AirlockError('CONFIG_INVALID', 'auth webhook URL must not contain a user or password');
-  }
-  return url.toString();
+  return checkWebhookUrl(`${base.replace(/\/+$/, '')}/${path}`, 'auth webhook');
 }
 
 interface WebhookRequestBody {
@@ -236,36 +188,4 @@ function requestBody(credential: Credential, request: AuthRequest): WebhookReque
     default:
       return common;
   }
-}
-
-function backendError(err: unknown, callerSignal: AbortSignal, timeoutMs: number): AirlockError {
-  if (callerSignal.aborted) return new AirlockError('AUTH_BACKEND_ERROR', 'auth webhook request aborted', { cause: err });
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return new AirlockError('AUTH_BACKEND_ERROR', `auth webhook did not answer within ${timeoutMs} ms`, {
-      cause: err,
-      details: { timeoutMs },
-    });
-  }
-  // undici hides the useful part ("ECONNREFUSED ...") in `cause`.
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  const message = err instanceof Error ? err.message : String(err);
-  return new AirlockError('AUTH_BACKEND_ERROR', `auth webhook request failed: ${message}${cause}`, { cause: err });
-}
-
-async function readLimited(response: Response, maxBytes: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new AirlockError('AUTH_BAD_RESPONSE', `auth webhook answer is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

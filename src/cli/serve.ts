@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
+import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, type AppConfig } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createGateway, loadHostKeys } from '../ssh/index.js';
@@ -10,6 +10,7 @@ import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
 import { buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
 import { createBrokerRuntime } from '../broker/index.js';
+import { createConnectionConfigurer } from './connection-config.js';
 
 export interface ServeFlags {
   readonly config?: string;
@@ -39,12 +40,29 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   // Seals and queues recordings an earlier run left incomplete (crash) before serving.
   const recorder = await createRecorder(config.audit, { logger, clock: systemClock, drainTimeoutMs: config.ssh.shutdownTimeout });
   metrics?.setAuditSource(() => recorder.stats().uploads);
+  // Config server: each connection's backend, policy and log level come from its answer.
+  const configure = config.configserver
+    ? createConnectionConfigurer({
+        config,
+        backend,
+        webhook: createConfigWebhook({
+          url: config.configserver.url,
+          timeoutMs: config.configserver.timeout,
+          totalTimeoutMs: config.configserver.totalTimeout,
+          logger: logger.child({ component: 'configserver' }),
+        }),
+        gatewayId,
+        logger,
+        ...(metrics ? { onConfigRequest: (ok: boolean) => metrics.configServerRequest(ok) } : {}),
+      })
+    : undefined;
   const gateway = createGateway({
     options: sshOptions(config, parseListenAddress(config.ssh.listen)),
     hostKeys,
     auth: provider,
     authMethods: methods,
     backend,
+    ...(configure ? { configure } : {}),
     recorder,
     logger,
     clock: systemClock,

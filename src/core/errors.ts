@@ -70,6 +70,10 @@ export const ERROR_CODES = {
   // SSH proxy backend (src/backend/sshproxy)
   UPSTREAM_HOST_KEY_REJECTED: { kind: 'system', userMessage: "the upstream SSH server's host key is not trusted; tell the operator" },
   UPSTREAM_AUTH_FAILED: { kind: 'system', userMessage: 'the gateway could not log in to the upstream SSH server; tell the operator' },
+  // Config server (configserver.*, src/config/config-webhook.ts)
+  CONFIG_SERVER_ERROR: { kind: 'system', userMessage: 'the configuration service is unavailable; try again later' },
+  CONFIG_SERVER_BAD_RESPONSE: { kind: 'system', userMessage: 'the configuration service gave an invalid answer; tell the operator' },
+  CONFIG_SERVER_INVALID: { kind: 'system', userMessage: 'the configuration for this connection is invalid; tell the operator' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
