@@ -18,7 +18,7 @@ import { mergeMaps } from '../auth/metadata-merge.js';
 import { filterEnv, mergeConnectionConfig, type AppConfig, type ConfigAnswer, type ConfigWebhook } from '../config/index.js';
 import { AirlockError, isAirlockError } from '../core/errors.js';
 import type { ConnectionConfigurer, ConnectionSetup } from '../ssh/index.js';
-import { createBackend, securityPolicy } from './wiring.js';
+import { createConnectionBackend, securityPolicy } from './wiring.js';
 
 export interface ConnectionConfigurerDeps {
   /** The parsed config file. */
@@ -30,12 +30,9 @@ export interface ConnectionConfigurerDeps {
   readonly logger: Logger;
   /** `containerssh_config_server_*`: one call per connection, `ok` false when it refused it. */
   readonly onConfigRequest?: (ok: boolean) => void;
-  /** Builds a backend for one connection; injectable for tests. Default: cli/wiring.ts createBackend. */
-  readonly createBackend?: (config: AppConfig, gatewayId: string, logger: Logger) => Promise<Backend>;
 }
 
 export function createConnectionConfigurer(deps: ConnectionConfigurerDeps): ConnectionConfigurer {
-  const build = deps.createBackend ?? createBackend;
   return async (info, signal) => {
     let answer: ConfigAnswer;
     let config: AppConfig;
@@ -65,7 +62,7 @@ export function createConnectionConfigurer(deps: ConnectionConfigurerDeps): Conn
     let backend: Backend;
     try {
       // No warm pool of its own: it would start containers for a backend that serves one login.
-      backend = await build({ ...config, docker: { ...config.docker, pool: { ...config.docker.pool, size: 0 } } }, deps.gatewayId, deps.logger);
+      backend = await createConnectionBackend({ ...config, docker: { ...config.docker, pool: { ...config.docker.pool, size: 0 } } }, deps.gatewayId, deps.logger, deps.backend);
     } catch (err) {
       // Checks a backend makes when it is built (a key file, a pod template) judge the answer here.
       if (isAirlockError(err) && (err.code === 'CONFIG_INVALID' || err.code === 'CONFIG_FILE_UNREADABLE')) {

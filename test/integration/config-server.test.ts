@@ -37,6 +37,9 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
     switch (user) {
       case 'tenant':
         return { json: { config: { docker: { execution: { container: { image: TEST_IMAGE_NOUSER, env: { GREETING: 'hello from the config server' } } } } } } };
+      case 'otherengine':
+        // The same dockerd under another socket path: an engine address of its own (own client).
+        return { json: { config: { docker: { connection: { host: 'unix:///run/docker.sock' }, execution: { container: { env: { GREETING: 'other engine' } } } } } } };
       case 'restricted':
         return { json: { config: { security: { command: { mode: 'filter', allow: ['echo allowed'] } } } } };
       case 'writer':
@@ -63,6 +66,15 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
                 privateKey: sshd.clientKey.path,
                 allowedHostKeyFingerprints: [sshd.hostKeyFingerprint],
               },
+            },
+          },
+        };
+      case 'badkey':
+        return {
+          json: {
+            config: {
+              backend: 'sshproxy',
+              sshproxy: { server: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: '/nonexistent/airlock-key', allowedHostKeyFingerprints: [sshd.hostKeyFingerprint] },
             },
           },
         };
@@ -188,6 +200,12 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
     await gw.waitForLog((l) => l.connectionId === id && l.msg === 'per-connection backend closed');
     assert.ok(connectionLogs(id).some((l) => l.msg === 'connection gets its own backend (config server)'));
     assert.ok(!connectionLogs(lastConnectionId('alice')).some((l) => l.msg === 'connection gets its own backend (config server)'), 'unchanged settings use the gateway backend');
+
+    const other = await login('otherengine', 'echo "greeting=$GREETING"');
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(other.stdout.toString(), 'greeting=other engine\n');
+    const otherId = lastConnectionId('otherengine');
+    await gw.waitForLog((l) => l.connectionId === otherId && l.msg === 'per-connection backend closed');
   });
 
   it('(b) a per-connection security policy refuses a command with the POLICY_DENIED line', async () => {
@@ -291,6 +309,16 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
     const id = lastConnectionId('proxied');
     assert.ok(!connectionLogs(id).some((l) => l.msg === 'container started'), 'no container for a proxied connection');
     await gw.waitForLog((l) => l.connectionId === id && l.msg === 'per-connection backend closed' && l.backend === 'sshproxy');
+  });
+
+  it('a per-connection backend that cannot be built (unreadable key file) refuses the connection', async () => {
+    const r = await login('badkey', 'echo should-not-run');
+    assert.equal(r.code, 255);
+    assert.equal(r.stdout.length, 0);
+    assert.match(r.stderr, line('CONFIG_SERVER_INVALID'));
+    const id = lastConnectionId('badkey');
+    const failed = await gw.waitForLog((l) => l.connectionId === id && l.code === 'CONFIG_SERVER_INVALID');
+    assert.match(String((failed.err as { message?: string } | undefined)?.message), /sshproxy\.privateKey: cannot read the key file/);
   });
 
   it('log.level applies to that connection only', async () => {
