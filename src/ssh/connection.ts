@@ -195,9 +195,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       (err: unknown) => {
         setupError = toAirlockError(err, 'CONFIG_SERVER_ERROR');
         recording.identify(info);
-        if (!auditFailure && !abort.signal.aborted) {
-          logger.error({ code: setupError.code, err: setupError }, 'connection configuration failed: connection refused');
-        }
+        if (abort.signal.aborted) return undefined; // the client left: nothing to refuse
+        if (!auditFailure) logger.error({ code: setupError.code, err: setupError }, 'connection configuration failed: connection refused');
         // Sessions show the reason when they start a program; a client without any (ssh -N)
         // must not keep a refused connection open either.
         const line = userLine(setupError);
@@ -265,6 +264,9 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           },
         });
         sessions.add(channel);
+      }).catch((err: unknown) => {
+        // Deferred, so a throw here (the client left meanwhile) must not become an unhandled rejection.
+        logger.warn({ channelId, err }, 'session channel could not be opened');
       });
     });
   });

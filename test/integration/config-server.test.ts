@@ -27,6 +27,8 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
   let gw: TestGateway;
   /** Config requests per connection id (the retry tests count them). */
   const attempts = new Map<string, number>();
+  /** Called when a config request for "slow" arrives. */
+  let onSlowRequest: (() => void) | undefined;
 
   // The config server: one answer per authenticated user name, as a real one would decide.
   const configAnswer = (body: Record<string, unknown>): WebhookReply => {
@@ -91,6 +93,7 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
       case 'noimage':
         return { json: { config: { docker: { execution: { container: { image: 'airlock-test:no-such-tag' } } } } } };
       case 'slow':
+        onSlowRequest?.();
         return { json: { config: {} }, delayMs: 5_000 };
       case 'flaky':
         return attempt === 1 ? { json: { config: {} }, delayMs: 5_000 } : { json: { config: { docker: { execution: { container: { env: { ATTEMPT: String(attempt) } } } } } } };
@@ -279,6 +282,21 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
     const flaky = await login('flaky', 'echo "attempt=$ATTEMPT"');
     assert.equal(flaky.code, 0, flaky.stderr);
     assert.equal(flaky.stdout.toString(), 'attempt=2\n', 'the second request answered and its config applies');
+  });
+
+  it('(d) a client that leaves while the config server is slow: the call is abandoned, nothing started', async () => {
+    const arrived = new Promise<void>((resolve) => (onSlowRequest = resolve));
+    const child = await spawnSsh(gw, { user: 'slow', identity: fx.alice.path, command: 'echo should-not-run' });
+    const closed = once(child, 'close');
+    await arrived;
+    onSlowRequest = undefined;
+    child.kill('SIGKILL');
+    await closed;
+    const id = lastConnectionId('slow');
+    await gw.waitForLog((l) => l.connectionId === id && l.msg === 'connection closed');
+    const lines = connectionLogs(id);
+    assert.ok(!lines.some((l) => l.msg === 'container started'), 'no container');
+    assert.ok(!lines.some((l) => l.msg === 'connection configuration failed: connection refused'), 'a client leaving is not a config server failure');
   });
 
   it('(e) metadata, environment and files merge with the auth webhook ones key by key', async () => {
