@@ -14,6 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { AirlockError, isAirlockError, type ErrorCode } from '../core/errors.js';
 import { retry } from '../core/retry.js';
 import { filesMapSchema, valueMapSchema, withoutSensitive } from './metadata-merge.js';
+import { checkWebhookUrl, postWebhook } from './webhook-http.js';
 import type { AuthRequest } from './provider.js';
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -103,58 +104,22 @@ function parseAnswer<S extends z.ZodObject>(label: string, json: unknown, schema
 }
 
 /**
- * One request. Returns the parsed JSON (shape checked by the caller); throws AirlockError
- * AUTH_BACKEND_ERROR (retryable) or AUTH_BAD_RESPONSE.
+ * One request through the webhook wire shared with the config server (webhook-http.ts): throws
+ * AirlockError AUTH_BACKEND_ERROR (retryable) or AUTH_BAD_RESPONSE. The shape is the caller's check.
  */
-async function postOnce(deps: WebhookCallerDeps, url: string, body: string, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
-  const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-  let response: Response;
-  try {
-    response = await deps.fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body,
-      // A redirect is not an answer; following it could re-send the password elsewhere.
-      redirect: 'manual',
-      signal: attemptSignal,
-    });
-  } catch (err) {
-    throw backendError(deps.label, err, signal, timeoutMs);
-  }
-  if (response.status !== 200) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new AirlockError('AUTH_BACKEND_ERROR', `${deps.label} answered HTTP ${response.status}`, { details: { status: response.status } });
-  }
-  let text: string;
-  try {
-    text = await readLimited(deps.label, response, deps.maxResponseBytes);
-  } catch (err) {
-    if (isAirlockError(err)) throw err;
-    throw backendError(deps.label, err, signal, timeoutMs);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new AirlockError('AUTH_BAD_RESPONSE', `${deps.label} answer is not JSON`, { cause: err });
-  }
+function postOnce(deps: WebhookCallerDeps, url: string, body: string, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
+  return postWebhook(url, body, z.unknown(), { timeoutMs, signal }, {
+    service: deps.label,
+    unavailableCode: 'AUTH_BACKEND_ERROR',
+    badResponseCode: 'AUTH_BAD_RESPONSE',
+    fetch: deps.fetch,
+    maxResponseBytes: deps.maxResponseBytes,
+  });
 }
 
 /** `<base>/<path>`, checked once at start-up. */
 export function webhookEndpoint(base: string, path: string, label = 'auth webhook'): string {
-  let url: URL;
-  try {
-    url = new URL(`${base.replace(/\/+$/, '')}/${path}`);
-  } catch (err) {
-    throw new AirlockError('CONFIG_INVALID', `${label} URL "${base}" is not a URL`, { cause: err });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new AirlockError('CONFIG_INVALID', `${label} URL must be http or https, got ${url.protocol}`);
-  }
-  // fetch refuses URLs with credentials, and they would leak into logs; say so at startup.
-  if (url.username !== '' || url.password !== '') {
-    throw new AirlockError('CONFIG_INVALID', `${label} URL must not contain a user or password`);
-  }
-  return url.toString();
+  return checkWebhookUrl(`${base.replace(/\/+$/, '')}/${path}`, label);
 }
 
 /** The connection facts every ContainerSSH auth-step request carries. */
@@ -179,36 +144,4 @@ export function connectionFacts(request: AuthRequest): ConnectionFacts {
     environment: withoutSensitive(request.environment),
     files: withoutSensitive(request.files),
   };
-}
-
-function backendError(label: string, err: unknown, callerSignal: AbortSignal, timeoutMs: number): AirlockError {
-  if (callerSignal.aborted) return new AirlockError('AUTH_BACKEND_ERROR', `${label} request aborted`, { cause: err });
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return new AirlockError('AUTH_BACKEND_ERROR', `${label} did not answer within ${timeoutMs} ms`, {
-      cause: err,
-      details: { timeoutMs },
-    });
-  }
-  // undici hides the useful part ("ECONNREFUSED ...") in `cause`.
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  const message = err instanceof Error ? err.message : String(err);
-  return new AirlockError('AUTH_BACKEND_ERROR', `${label} request failed: ${message}${cause}`, { cause: err });
-}
-
-async function readLimited(label: string, response: Response, maxBytes: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new AirlockError('AUTH_BAD_RESPONSE', `${label} answer is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

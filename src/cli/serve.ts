@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, type AppConfig } from '../config/index.js';
+import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, type AppConfig } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createAuthRateLimiter, createGateway, describeHostCertificate, loadHostCertificates, loadHostKeys } from '../ssh/index.js';
@@ -10,6 +10,7 @@ import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
 import { authRateLimit, buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
 import { createBrokerRuntime } from '../broker/index.js';
+import { createConnectionConfigurer } from './connection-config.js';
 
 export interface ServeFlags {
   readonly config?: string;
@@ -44,6 +45,22 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     const status = backend.poolStatus.bind(backend) as DockerBackend['poolStatus'];
     metrics.setPoolSource(() => status());
   }
+  // Config server: each connection's backend, policy and log level come from its answer.
+  const configure = config.configserver
+    ? createConnectionConfigurer({
+        config,
+        backend,
+        webhook: createConfigWebhook({
+          url: config.configserver.url,
+          timeoutMs: config.configserver.timeout,
+          totalTimeoutMs: config.configserver.totalTimeout,
+          logger: logger.child({ component: 'configserver' }),
+        }),
+        gatewayId,
+        logger,
+        ...(metrics ? { onConfigRequest: (ok: boolean) => metrics.configServerRequest(ok) } : {}),
+      })
+    : undefined;
   const gateway = createGateway({
     options: sshOptions(config, parseListenAddress(config.ssh.listen)),
     hostKeys,
@@ -53,6 +70,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     authorizer,
     rateLimiter: createAuthRateLimiter(authRateLimit(config), systemClock),
     backend,
+    ...(configure ? { configure } : {}),
     recorder,
     logger,
     clock: systemClock,

@@ -16,7 +16,7 @@ import { createAuthorizedKeysProvider } from '../auth/authorized-keys.js';
 import { createSshCaProvider, loadTrustedCaKeys } from '../auth/ssh-ca.js';
 import { loadRevocationList } from '../auth/revocation-list.js';
 import { systemClock } from '../core/clock.js';
-import { createDockerBackend, type DockerBackendOptions } from '../backend/docker/index.js';
+import { createDockerBackend, type DockerBackend, type DockerBackendOptions } from '../backend/docker/index.js';
 // Types only: the Kubernetes backend (and @kubernetes/client-node, seconds to load) is imported on use.
 import type { KubernetesBackendOptions, KubernetesConnectionOptions } from '../backend/kubernetes/index.js';
 import type { Backend } from '../backend/backend.js';
@@ -172,6 +172,19 @@ export async function createBackend(config: AppConfig, gatewayId: string, logger
   if (config.backend === 'sshproxy') return createSshProxyBackend(sshProxyOptions(config, logger));
   // `podman` is the docker backend (the schema already pointed docker.connection.host at Podman).
   return createDockerBackend(dockerOptions(config, gatewayId, logger));
+}
+
+/**
+ * A backend for one connection's own config (config server answer): on the gateway's Docker
+ * backend when both are Docker/Podman (it shares the engine client and image caches, or makes
+ * its own client for another engine), else built from scratch. The caller closes it.
+ */
+export async function createConnectionBackend(config: AppConfig, gatewayId: string, logger: Logger, gatewayBackend: Backend): Promise<Backend> {
+  const derive = (gatewayBackend as Partial<DockerBackend>).derive;
+  if ((config.backend === 'docker' || config.backend === 'podman') && typeof derive === 'function') {
+    return derive.call(gatewayBackend, dockerOptions(config, gatewayId, logger));
+  }
+  return createBackend(config, gatewayId, logger);
 }
 
 /** sshproxy.* → SshProxyBackendOptions; `privateKey` may be the key itself or a file holding it. */

@@ -35,3 +35,8 @@ export type { ConfigProblem } from './config-issues.js';
 export { brokerSchema, BROKER_SECRET_NAME_PATTERNS } from './schema.js';
 export type { BrokerConfig } from './schema.js';
 export { applyEnvOverrides, PROVISION_KEYS_ENV, REDIS_URL_ENV } from './load.js';
+export { mergeConnectionConfig, CONNECTION_CONFIG_SECTIONS } from './merge.js';
+export { createConfigWebhook } from './config-webhook.js';
+export type { ConfigWebhook, ConfigWebhookDeps, ConfigAnswer } from './config-webhook.js';
+export { configServerSchema } from './schema.js';
+export type { ConfigServerConfig } from './schema.js';

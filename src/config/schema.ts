@@ -202,7 +202,7 @@ export const authSchema = z
   // Cross-field rules run even when a sibling key failed, so one run reports every problem.
   .superRefine(checkAuth, { when: () => true });
 
-const DOCKER_DEFAULT_HOST = 'unix:///var/run/docker.sock';
+export const DOCKER_DEFAULT_HOST = 'unix:///var/run/docker.sock';
 /** `podman system service` as root (what ContainerSSH documents for Podman). */
 export const PODMAN_DEFAULT_HOST = 'unix:///run/podman/podman.sock';
 const DOCKER_HOST = /^(?:unix:\/\/\/\S+|tcp:\/\/[^\s/:]+:\d{1,5}\/?)$/;
@@ -713,6 +713,18 @@ export const brokerSchema = z
     { when: () => true },
   );
 
+/**
+ * ContainerSSH's config server: POSTed once per connection after authentication; its answer is
+ * merged over this file for that connection (src/config/merge.ts). Absent = no config server.
+ */
+export const configServerSchema = z.strictObject({
+  url: httpUrl(),
+  /** One request (ContainerSSH's `timeout`). */
+  timeout: durationMs({ minMs: 100 }).default(2_000),
+  /** Airlock: the whole config step including retries; then the connection is refused. */
+  totalTimeout: durationMs({ minMs: 100 }).default(10_000),
+});
+
 // ContainerSSH's defaults. /healthz and /readyz are kept free so both can share one listener.
 const HTTP_PATH = /^\/[\x21-\x7e]*$/;
 
@@ -735,6 +747,7 @@ export const appConfigSchema = z
   .strictObject({
     ssh: sshSchema.prefault({}),
     auth: authSchema.prefault({}),
+    configserver: configServerSchema.optional(),
     // podman = the docker backend and docker.* keys, defaulting to Podman's socket (see below).
     backend: z.enum(['docker', 'podman', 'kubernetes', 'sshproxy']).default('docker'),
     docker: dockerSchema.prefault({}),
@@ -793,6 +806,7 @@ export type AppConfig = z.output<typeof appConfigSchema>;
 export type AppConfigInput = z.input<typeof appConfigSchema>;
 export type SshConfig = AppConfig['ssh'];
 export type AuthConfig = AppConfig['auth'];
+export type ConfigServerConfig = z.output<typeof configServerSchema>;
 export type DockerConfig = AppConfig['docker'];
 export type DockerExecutionConfig = DockerConfig['execution'];
 export type KubernetesConfig = AppConfig['kubernetes'];

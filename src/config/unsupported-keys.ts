@@ -19,16 +19,15 @@ const V04_AUTH: UnsupportedKey = {
 
 /** Top-level sections. */
 export const UNSUPPORTED_SECTIONS: Readonly<Record<string, UnsupportedKey>> = {
-  configserver: NOT_YET,
   cleanupserver: NOT_YET,
   geoip: NOT_YET,
   dockerrun: { why: 'removed in ContainerSSH 0.5', fix: 'move its settings to the docker section' },
   kuberun: { why: 'removed in ContainerSSH 0.5', fix: 'remove it' },
 };
 
-// ContainerSSH's HTTP client TLS/redirect options for the auth webhooks.
+// ContainerSSH's HTTP client TLS/redirect options for the auth webhooks and the config server.
 const WEBHOOK_CLIENT_KEYS = Object.fromEntries(
-  ['auth.password.webhook', 'auth.publicKey.webhook', 'auth.keyboardInteractive.webhook', 'auth.authz.webhook'].flatMap((client) =>
+  ['auth.password.webhook', 'auth.publicKey.webhook', 'auth.keyboardInteractive.webhook', 'auth.authz.webhook', 'configserver'].flatMap((client) =>
     ['allowRedirects', 'cacert', 'cert', 'key', 'tlsVersion', 'curves', 'cipher'].map((key) => [`${client}.${key}`, NOT_YET]),
   ),
 );

@@ -75,6 +75,10 @@ export const ERROR_CODES = {
   AUTH_RATE_LIMITED: { kind: 'user', userMessage: 'too many failed logins from this address or for this user; try again later' },
   // Host certificates (src/ssh/host-certificates.ts)
   HOSTCERT_INVALID: { kind: 'system', userMessage: 'the gateway host certificate cannot be used' },
+  // Config server (configserver.*, src/config/config-webhook.ts)
+  CONFIG_SERVER_ERROR: { kind: 'system', userMessage: 'the configuration service is unavailable; try again later' },
+  CONFIG_SERVER_BAD_RESPONSE: { kind: 'system', userMessage: 'the configuration service gave an invalid answer; tell the operator' },
+  CONFIG_SERVER_INVALID: { kind: 'system', userMessage: 'the configuration for this connection is invalid; tell the operator' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

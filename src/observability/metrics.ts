@@ -64,6 +64,8 @@ export interface AppMetrics extends GatewayMetrics {
   readonly registry: Registry;
   /** Wires the audit recorder; its figures are read on every scrape. */
   setAuditSource(source: () => AuditUploadStats): void;
+  /** One config server call (per connection); `ok` false = it refused the connection. */
+  configServerRequest(ok: boolean): void;
   /** Wires the warm pool (ready containers per pooled image); read on every scrape. */
   setPoolSource(source: () => PoolReadiness | undefined): void;
   /** The exposition text (Prometheus text format 0.0.4). */
@@ -144,9 +146,16 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
   });
   const authSuccess = new Counter({ name: 'containerssh_auth_success_total', help: 'Successful authentications.', registers });
   const authFailures = new Counter({ name: 'containerssh_auth_failures_total', help: 'Rejected authentication attempts.', registers });
-  // Registered so existing dashboards find them; Airlock has no config server yet, so they stay 0.
-  new Counter({ name: 'containerssh_config_server_requests_total', help: 'Config server requests (no config server support yet: always 0).', registers });
-  new Counter({ name: 'containerssh_config_server_failures_total', help: 'Config server failures (no config server support yet: always 0).', registers });
+  const configRequests = new Counter({
+    name: 'containerssh_config_server_requests_total',
+    help: 'Config server calls (configserver.url): one per authenticated connection, retries included.',
+    registers,
+  });
+  const configFailures = new Counter({
+    name: 'containerssh_config_server_failures_total',
+    help: 'Config server calls that refused the connection: no valid answer within configserver.totalTimeout, or an invalid config.',
+    registers,
+  });
   const backendRequests = new Counter({
     name: 'containerssh_backend_requests_total',
     help: 'Backend requests: workload starts (one per login) and program starts (one per session channel).',
@@ -294,6 +303,10 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
     },
     setPoolSource(source) {
       pool = source;
+    },
+    configServerRequest(ok) {
+      configRequests.inc();
+      if (!ok) configFailures.inc();
     },
     authAttempt(method, outcome, durationMs) {
       authRequests.inc();

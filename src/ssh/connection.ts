@@ -6,13 +6,14 @@ import type { AuthRateLimiter } from './auth-rate-limit.js';
 import type { Backend, BackendConnection, ConnectionInfo, MetadataMap } from '../backend/backend.js';
 import { nullRecording, type ConnectionRecording, type Recorder } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
-import { ERROR_CODES, toAirlockError, type AirlockError } from '../core/errors.js';
+import { ERROR_CODES, toAirlockError, userLine, type AirlockError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { newConnectionId } from '../core/ids.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
-import { createSessionPolicy, PERMISSIVE_SECURITY } from './policy.js';
+import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
+import { staticConnectionSetup, type ConnectionConfigurer, type ConnectionSetup } from './connection-setup.js';
 import { loginNotice } from './login-notice.js';
 import type { SshOptions } from './options.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -22,6 +23,11 @@ export interface ConnectionDeps {
   readonly auth: AuthProvider;
   readonly authMethods: readonly AuthMethod[];
   readonly backend: Backend;
+  /**
+   * Decides each connection's backend, policy and log level after authentication (config
+   * server). Absent = the static `backend` and `options` for every connection.
+   */
+  readonly configure?: ConnectionConfigurer;
   readonly recorder: Recorder;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -175,14 +181,46 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       return;
     }
     const info = connectionInfo(connectionId, remoteAddress, clientInfo.header.identRaw, identity);
-    const sessionPolicy = createSessionPolicy(deps.options.security ?? PERMISSIVE_SECURITY, identity.decision.session);
-    recording.identify(info);
+    const restrictions = identity.decision.session;
     logger.info({ username: info.username, loginUsername: loggableLoginName(info.loginUsername), method: identity.method }, 'connection authenticated');
     meter?.authenticated();
-    workload = auditFailure ? Promise.reject(auditFailure) : deps.backend.openConnection(info, abort.signal);
-    if (meter && !auditFailure) workload = meter.workload(workload);
+    const configuring: Promise<ConnectionSetup> = auditFailure
+      ? Promise.reject(auditFailure)
+      : deps.configure
+        ? deps.configure(info, abort.signal)
+        : Promise.resolve(staticConnectionSetup(info, deps.backend, deps.options));
+    // Settles once; session channels wait for it (see below). `undefined` = no valid setup: the
+    // connection is refused — every program start shows the reason — and nothing is created.
+    let setupError: AirlockError | undefined;
+    const ready: Promise<ConnectionSetup | undefined> = configuring.then(
+      (setup) => {
+        if (setup.logLevel !== undefined) logger.level = setup.logLevel;
+        recording.identify(setup.info);
+        return setup;
+      },
+      (err: unknown) => {
+        setupError = toAirlockError(err, 'CONFIG_SERVER_ERROR');
+        recording.identify(info);
+        if (abort.signal.aborted) return undefined; // the client left: nothing to refuse
+        if (!auditFailure) logger.error({ code: setupError.code, err: setupError }, 'connection configuration failed: connection refused');
+        // Sessions show the reason when they start a program; a client without any (ssh -N)
+        // must not keep a refused connection open either.
+        const line = userLine(setupError);
+        timer(END_FLUSH_MS, () => {
+          if (sessions.size === 0) end(line);
+        });
+        return undefined;
+      },
+    );
+    let sessionPolicy: SessionPolicy | undefined;
+    workload = ready.then((setup) => {
+      if (!setup) throw setupError;
+      const opening = setup.openWorkload(abort.signal);
+      return meter ? meter.workload(opening) : opening;
+    });
     // Errors surface on the first session channel; keep the rejection from going unhandled.
     workload.catch((err: unknown) => {
+      if (err === setupError && !auditFailure) return; // logged above
       const e = toAirlockError(err, 'CONTAINER_START_FAILED');
       logger.error({ code: e.code, err: e }, 'workload could not be created');
     });
@@ -194,37 +232,48 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     }
     if (info.deadline) scheduleDeadline(info.deadline.getTime());
 
+    // A session channel is confirmed only once the connection's setup is known (the client
+    // waits for the confirmation before sending pty/env/exec), so every request on it is judged
+    // by this connection's policy. Confirmations keep their order: `ready` settles once.
     client.on('session', (accept, reject) => {
       const channelId = nextChannelId++;
-      if (ending || (deps.options.maxSessions >= 0 && sessions.size >= deps.options.maxSessions)) {
-        logger.warn({ channelId, maxSessions: deps.options.maxSessions }, 'session channel refused');
-        recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
-        reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
-        return;
-      }
-      recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
-      const channel = openSessionChannel({
-        channelId,
-        session: accept(),
-        workload: () => workload ?? Promise.reject(new Error('not authenticated')),
-        envAllowed: deps.options.envAllowed,
-        policy: sessionPolicy,
-        loginNotice: () =>
-          loginNotice({
-            ...(deps.options.motd ? { motd: deps.options.motd } : {}),
-            recorded: recording.capturesIo,
-            ...(info.deadline ? { deadline: info.deadline } : {}),
-            now: Date.now(),
-          }),
-        logger: logger.child({ channelId }),
-        recording,
-        onActivity,
-        onClosed: () => {
-          sessions.delete(channel);
-          if (ending && sessions.size === 0) closeClientOnce();
-        },
+      void ready.then((setup) => {
+        const maxSessions = setup?.maxSessions ?? deps.options.maxSessions;
+        if (ending || (maxSessions >= 0 && sessions.size >= maxSessions)) {
+          logger.warn({ channelId, maxSessions }, 'session channel refused');
+          recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
+          reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
+          return;
+        }
+        recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
+        const channel = openSessionChannel({
+          channelId,
+          session: accept(),
+          workload: () => workload ?? Promise.reject(new Error('not authenticated')),
+          envAllowed: setup?.envAllowed ?? deps.options.envAllowed,
+          // Without a setup nothing can run (the workload rejects with the reason): let every
+          // request through to that line instead of a policy refusal that would hide it.
+          policy: (sessionPolicy ??= createSessionPolicy(setup?.security ?? PERMISSIVE_SECURITY, restrictions)),
+          loginNotice: () =>
+            loginNotice({
+              ...(deps.options.motd ? { motd: deps.options.motd } : {}),
+              recorded: recording.capturesIo,
+              ...(info.deadline ? { deadline: info.deadline } : {}),
+              now: Date.now(),
+            }),
+          logger: logger.child({ channelId }),
+          recording,
+          onActivity,
+          onClosed: () => {
+            sessions.delete(channel);
+            if (ending && sessions.size === 0) closeClientOnce();
+          },
+        });
+        sessions.add(channel);
+      }).catch((err: unknown) => {
+        // Deferred, so a throw here (the client left meanwhile) must not become an unhandled rejection.
+        logger.warn({ channelId, err }, 'session channel could not be opened');
       });
-      sessions.add(channel);
     });
   });
 

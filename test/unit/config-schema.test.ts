@@ -407,11 +407,34 @@ describe('config errors name the key and the fix', () => {
     assert.match(lines[0] ?? '', /auth\.password\.method to "webhook"/);
   });
 
-  for (const section of ['configserver', 'geoip']) {
+  for (const section of ['cleanupserver', 'geoip']) {
     test(`top-level ${section} is "not supported yet", not ignored`, () => {
       assert.deepEqual(problemsOf({ [section]: {} }), [`${section}: not supported yet by this Airlock version — remove it`]);
     });
   }
+
+  test('configserver: ContainerSSH keys, defaults, and what is refused', () => {
+    assert.equal(parse({}).configserver, undefined, 'absent = no config server');
+    assert.deepEqual(parse({ configserver: { url: 'http://config:8080/config' } }).configserver, {
+      url: 'http://config:8080/config',
+      timeout: 2_000,
+      totalTimeout: 10_000,
+    });
+    assert.deepEqual(parse({ configserver: { url: 'https://c/x', timeout: '500ms', totalTimeout: '1m' } }).configserver, {
+      url: 'https://c/x',
+      timeout: 500,
+      totalTimeout: 60_000,
+    });
+    assert.deepEqual(problemsOf({ configserver: { timeout: '1s' } }), ['configserver.url: required — set it']);
+    assert.deepEqual(problemsOf({ configserver: { url: 'config:8080', timeout: '10ms' } }), [
+      'configserver.url: must be an http:// or https:// URL (e.g. http://auth:8080)',
+      'configserver.timeout: must be at least 100ms (got 10ms)',
+    ]);
+    assert.deepEqual(problemsOf({ configserver: { url: 'http://c', cacert: 'x', urll: 'y' } }), [
+      'configserver.cacert: not supported yet by this Airlock version — remove it',
+      'configserver.urll: unknown key — remove it or check the spelling (did you mean "url"?)',
+    ]);
+  });
 
   test('metrics and health: ContainerSSH keys, defaults, and what is refused', () => {
     const config = parse({ metrics: { enable: true, listen: ':9200' }, health: { enable: true, listen: '127.0.0.1:0' } });

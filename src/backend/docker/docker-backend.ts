@@ -19,6 +19,13 @@ export interface DockerBackend extends Backend {
   poolOwnerIds(): string[];
   /** The warm pool's state, undefined when there is none. */
   poolStatus(): { readonly image: string; readonly size: number; readonly idle: number } | undefined;
+  /**
+   * A backend with other options — one connection's config server answer — that shares this
+   * backend's engine client and image caches (the image user lookup costs a probe container per
+   * image), without a warm pool. Options naming another engine (host or TLS) get a client of
+   * their own. Its close() releases only what it owns; this backend must outlive it.
+   */
+  derive(options: DockerBackendOptions): DockerBackend;
 }
 
 /** The Docker (and Podman-compatible) backend. See README.md for the decisions behind it. */
@@ -48,14 +55,35 @@ export function createDockerBackend(options: DockerBackendOptions): DockerBacken
     logger,
     ...(pool ? { pool } : {}),
   };
-  let closed = false;
   pool?.start();
+  return backendOn(ctx, async () => {
+    // Idle pool containers belong to this gateway alone: remove them before letting go.
+    await pool?.close();
+    client.close();
+  });
+}
+
+function sameEngine(a: DockerBackendOptions, b: DockerBackendOptions): boolean {
+  return a.host === b.host && a.tls?.ca === b.tls?.ca && a.tls?.cert === b.tls?.cert && a.tls?.key === b.tls?.key;
+}
+
+/** The backend over `ctx`; `release` frees what this backend owns (once, on close). */
+function backendOn(ctx: BackendContext, release: () => Promise<void>): DockerBackend {
+  const { options, pool } = ctx;
+  let closed = false;
 
   return {
     name: 'docker',
 
     poolOwnerIds: () => pool?.ownerIds() ?? [],
     poolStatus: () => (pool ? { image: pool.image, size: pool.size, idle: pool.idleCount() } : undefined),
+
+    derive(next: DockerBackendOptions): DockerBackend {
+      const { pool: _pool, ...unpooled } = next;
+      if (!sameEngine(options, next)) return createDockerBackend(unpooled);
+      const { pool: _own, ...shared } = ctx;
+      return backendOn({ ...shared, options: unpooled, logger: next.logger }, async () => undefined);
+    },
 
     async openConnection(info: ConnectionInfo, signal?: AbortSignal): Promise<BackendConnection> {
       if (closed) throw new AirlockError('BACKEND_UNAVAILABLE', 'the Docker backend is closed');
@@ -66,7 +94,7 @@ export function createDockerBackend(options: DockerBackendOptions): DockerBacken
     async ping(signal?: AbortSignal): Promise<void> {
       try {
         // dockerode's typings omit ping's options; the JS passes abortSignal through.
-        const ping = client.docker.ping.bind(client.docker) as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+        const ping = ctx.docker.ping.bind(ctx.docker) as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
         await ping({ abortSignal: callSignal(options.timeouts.http, signal) });
       } catch (err) {
         const mapped = mapEngineError(err, 'BACKEND_UNAVAILABLE', 'pinging the engine');
@@ -76,10 +104,9 @@ export function createDockerBackend(options: DockerBackendOptions): DockerBacken
     },
 
     async close(): Promise<void> {
+      if (closed) return;
       closed = true;
-      // Idle pool containers belong to this gateway alone: remove them before letting go.
-      await pool?.close();
-      client.close();
+      await release();
     },
   };
 }
