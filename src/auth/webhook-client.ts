@@ -70,7 +70,10 @@ export async function callWebhook<S extends z.ZodObject>(
         try {
           return parseAnswer(deps.label, await postOnce(deps, url, text, signal, timeoutMs), schema);
         } catch (err) {
-          if (isAirlockError(err)) lastError = err;
+          // A last attempt that only timed out because the overall deadline cut it short says
+          // nothing new: keep the earlier attempt's reason (e.g. a bad answer) as the verdict.
+          const cutShort = timeoutMs < deps.timeoutMs && isTimeout(err);
+          if (isAirlockError(err) && !(cutShort && lastError)) lastError = err;
           throw err;
         }
       },
@@ -91,7 +94,7 @@ export async function callWebhook<S extends z.ZodObject>(
       const reason: unknown = signal.reason;
       return { ok: false, code: isAirlockError(reason) ? reason.code : 'AUTH_ABORTED', attempts, ...(lastError ? { lastError } : {}) };
     }
-    return { ok: false, code: isAirlockError(err) ? err.code : 'AUTH_BACKEND_ERROR', attempts, ...(lastError ? { lastError } : {}) };
+    return { ok: false, code: lastError?.code ?? (isAirlockError(err) ? err.code : 'AUTH_BACKEND_ERROR'), attempts, ...(lastError ? { lastError } : {}) };
   }
 }
 
@@ -144,4 +147,9 @@ export function connectionFacts(request: AuthRequest): ConnectionFacts {
     environment: withoutSensitive(request.environment),
     files: withoutSensitive(request.files),
   };
+}
+
+/** A per-request timeout (webhook-http.ts puts the timeout into the error's details). */
+function isTimeout(err: unknown): boolean {
+  return isAirlockError(err) && err.details !== undefined && 'timeoutMs' in err.details;
 }

@@ -316,6 +316,18 @@ describe('auth webhook: backend errors fail closed', () => {
     assert.equal(decision.reason, 'AUTH_BAD_RESPONSE');
   });
 
+  test('a last retry cut short by authTimeout does not hide the reason: a bad answer stays AUTH_BAD_RESPONSE', async () => {
+    // First answer garbage, then never answer: the second attempt only times out because the
+    // overall deadline cuts it short, which says nothing new about the webhook.
+    const garbage = behaviours.garbage();
+    const hang = behaviours.slow(10_000);
+    const hook = await server((req, index) => (index === 0 ? garbage(req, index) : hang(req, index)));
+    const decision = await provider(hook, captureLogger(), { timeoutMs: 5000, authTimeoutMs: 800 }).authenticate(password, request(), never);
+    assert.equal(decision.outcome, 'error');
+    assert.equal(decision.reason, 'AUTH_BAD_RESPONSE');
+    assert.ok(hook.requests.length >= 2, 'it did retry');
+  });
+
   test('files that are not base64 → AUTH_BAD_RESPONSE', async () => {
     const hook = await server(() => ({ json: { success: true, files: { '/x': { value: 'plain text!' } } } }));
     const decision = await provider(hook, captureLogger(), { authTimeoutMs: 300 }).authenticate(password, request(), never);
