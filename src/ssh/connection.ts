@@ -12,7 +12,7 @@ import { newConnectionId } from '../core/ids.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
-import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
+import { createSessionPolicy, tooManySessionsPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 import { staticConnectionSetup, type ConnectionConfigurer, type ConnectionSetup } from './connection-setup.js';
 import { loginNotice } from './login-notice.js';
 import type { SshOptions } from './options.js';
@@ -239,12 +239,13 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       const channelId = nextChannelId++;
       void ready.then((setup) => {
         const maxSessions = setup?.maxSessions ?? deps.options.maxSessions;
-        if (ending || (maxSessions >= 0 && sessions.size >= maxSessions)) {
-          logger.warn({ channelId, maxSessions }, 'session channel refused');
+        if (ending) {
           recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
           reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
           return;
         }
+        const overLimit = maxSessions >= 0 && sessions.size >= maxSessions;
+        if (overLimit) logger.warn({ channelId, maxSessions, code: 'POLICY_DENIED' }, 'session channel over security.maxSessions: its request will be refused');
         recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
         const channel = openSessionChannel({
           channelId,
@@ -253,7 +254,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           envAllowed: setup?.envAllowed ?? deps.options.envAllowed,
           // Without a setup nothing can run (the workload rejects with the reason): let every
           // request through to that line instead of a policy refusal that would hide it.
-          policy: (sessionPolicy ??= createSessionPolicy(setup?.security ?? PERMISSIVE_SECURITY, restrictions)),
+          policy: overLimit ? tooManySessionsPolicy(maxSessions) : (sessionPolicy ??= createSessionPolicy(setup?.security ?? PERMISSIVE_SECURITY, restrictions)),
           loginNotice: () =>
             loginNotice({
               ...(deps.options.motd ? { motd: deps.options.motd } : {}),

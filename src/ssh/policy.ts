@@ -90,3 +90,13 @@ export function createSessionPolicy(config: SecurityPolicyConfig, restrictions: 
     },
   };
 }
+
+/**
+ * The policy of a session channel opened beyond `security.maxSessions`: SSH's channel-open
+ * failure carries no text OpenSSH shows (ssh2 sends none), so the channel is accepted and its
+ * program request refused with the reason instead.
+ */
+export function tooManySessionsPolicy(maxSessions: number): SessionPolicy {
+  const refused = deny(`more than ${maxSessions} session${maxSessions === 1 ? '' : 's'} on one connection`);
+  return { pty: () => ALLOWED, signal: () => refused, program: () => refused };
+}

@@ -93,7 +93,11 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
     const answer = policy.signal(info.name);
     if (!proc || !answer.allowed) {
-      if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
+      if (!answer.allowed) {
+        logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
+        // OpenSSH does not show a refused request (it often does not even ask for a reply).
+        if (channel && !closed) channel.stderr.write(answer.message + '\r\n');
+      }
       reject?.();
       return;
     }

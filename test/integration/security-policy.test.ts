@@ -3,9 +3,17 @@
  * `airlock: ... [POLICY_DENIED]` line (real OpenSSH client, real Docker workload).
  */
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import ssh2 from 'ssh2';
 import { keyGatewaySuite } from '../helpers/fixture.js';
-import { ssh } from '../helpers/ssh.js';
+import { ssh, sshArgs } from '../helpers/ssh.js';
+
+const run = promisify(execFile);
 import { sshInTerminal } from '../helpers/terminal-ssh.js';
 
 const DENIED = (what: string) => new RegExp(`airlock: ${what} is not allowed by the gateway policy \\[POLICY_DENIED\\]`);
@@ -64,6 +72,75 @@ describe('security policy: forceCommand and tty', () => {
     assert.match(res.output, /PTY allocation request failed/);
     assert.match(res.output, DENIED('a terminal \\(pty\\)'));
     assert.match(res.output, /forced:/);
+    await suite.gw.waitForIdle();
+  });
+});
+
+describe('security policy: signals and maxSessions', () => {
+  const suite = keyGatewaySuite({ security: { signal: { mode: 'filter', allow: ['TERM'] }, maxSessions: 1 } });
+
+  test('a signal outside the allow list is refused with one line and never reaches the program; an allowed one does', async () => {
+    const client = new ssh2.Client();
+    client.on('error', () => undefined);
+    const ready = once(client, 'ready');
+    client.connect({ host: '127.0.0.1', port: suite.gw.port, username: 'alice', privateKey: await readFile(suite.fx.alice.path) });
+    await ready;
+    try {
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        client.exec("trap 'echo got-USR1' USR1; echo ready; while :; do sleep 1; done", (err, c) => (err ? reject(err) : resolve(c))),
+      );
+      let stdout = '';
+      let stderr = '';
+      const started = new Promise<void>((resolve) =>
+        ch.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.includes('ready')) resolve();
+        }),
+      );
+      const deniedLine = new Promise<void>((resolve) =>
+        ch.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (DENIED('signal USR1').test(stderr)) resolve();
+        }),
+      );
+      const exit = new Promise<unknown[]>((resolve) => ch.once('exit', (...args: unknown[]) => resolve(args)));
+      await started;
+      ch.signal('USR1');
+      await deniedLine;
+      ch.signal('TERM');
+      const [code, signal] = await exit;
+      assert.equal(code, null);
+      assert.equal(signal, 'SIGTERM', 'the allowed signal reached the program'); // ssh2's client adds the SIG prefix
+      assert.doesNotMatch(stdout, /got-USR1/, 'the refused signal never reached the program');
+      await suite.gw.waitForLog((l) => l.code === 'POLICY_DENIED' && l.signal === 'USR1');
+    } finally {
+      client.end();
+    }
+    await suite.gw.waitForIdle();
+  });
+
+  test('a second session on one connection (OpenSSH multiplexing) is refused with one line', async () => {
+    const control = join(suite.gw.dir, `cm-${process.pid}`);
+    const args = sshArgs(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo first-session; sleep 60' });
+    const first = spawn('ssh', ['-o', 'ControlMaster=yes', '-o', `ControlPath=${control}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      first.stderr.resume();
+      await new Promise<void>((resolve, reject) => {
+        first.stdout.on('data', (d: Buffer) => d.toString().includes('first-session') && resolve());
+        first.once('close', () => reject(new Error('the first session ended early')));
+      });
+      // The control socket exists once the master session runs; the second client multiplexes over it.
+      const second = await run('ssh', ['-o', 'ControlMaster=no', '-o', `ControlPath=${control}`, ...sshArgs(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo second-session' })]).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      assert.equal(second.code, 255);
+      assert.doesNotMatch(second.stdout, /second-session/);
+      assert.match(second.stderr, DENIED('more than 1 session on one connection'));
+    } finally {
+      first.kill('SIGTERM');
+      await once(first, 'close');
+    }
     await suite.gw.waitForIdle();
   });
 });
