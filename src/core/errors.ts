@@ -70,6 +70,10 @@ export const ERROR_CODES = {
   // SSH proxy backend (src/backend/sshproxy)
   UPSTREAM_HOST_KEY_REJECTED: { kind: 'system', userMessage: "the upstream SSH server's host key is not trusted; tell the operator" },
   UPSTREAM_AUTH_FAILED: { kind: 'system', userMessage: 'the gateway could not log in to the upstream SSH server; tell the operator' },
+  // Port forwarding (src/ssh/forwarding.ts; BackendConnection.openTcp / listenTcp)
+  FORWARDING_UNAVAILABLE: { kind: 'user', userMessage: 'port forwarding is not available for this connection' },
+  FORWARD_TARGET_FAILED: { kind: 'user', userMessage: 'the forwarded connection could not be made inside the workload' },
+  FORWARDING_FAILED: { kind: 'system', userMessage: 'port forwarding failed in the gateway; try again later' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

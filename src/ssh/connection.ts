@@ -10,6 +10,7 @@ import { newConnectionId } from '../core/ids.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
+import { attachForwarding } from './forwarding.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY } from './policy.js';
 import { loginNotice } from './login-notice.js';
 import type { SshOptions } from './options.js';
@@ -83,6 +84,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   let identity: AuthenticatedIdentity | undefined;
   let workload: Promise<BackendConnection> | undefined;
   let nextChannelId = 0;
+  /** Lines for the user raised outside any channel (a refused ssh -R) before a session exists. */
+  const pendingNotices: string[] = [];
   let ending = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -188,6 +191,23 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     }
     if (info.deadline) scheduleDeadline(info.deadline.getTime());
 
+    attachForwarding({
+      client,
+      workload: () => workload ?? Promise.reject(new Error('not authenticated')),
+      backendName: deps.backend.name,
+      policy: sessionPolicy,
+      recording,
+      logger,
+      nextChannelId: () => nextChannelId++,
+      onActivity,
+      notify: (line) => {
+        if (sessions.size > 0) notify(line);
+        else if (pendingNotices.length < 10) pendingNotices.push(line);
+      },
+      ending: () => ending,
+      signal: abort.signal,
+    });
+
     client.on('session', (accept, reject) => {
       const channelId = nextChannelId++;
       if (ending || (deps.options.maxSessions >= 0 && sessions.size >= deps.options.maxSessions)) {
@@ -219,6 +239,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         },
       });
       sessions.add(channel);
+      for (const line of pendingNotices.splice(0)) channel.notify(line);
     });
   });
 
