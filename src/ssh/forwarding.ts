@@ -179,9 +179,11 @@ export function attachForwarding(deps: ForwardingDeps): Forwarding {
       return;
     }
     listeners.delete(info.bindPort);
-    void entry.listener.close();
-    logger.info({ bindAddr: info.bindAddr, port: info.bindPort }, 'remote port forwarding cancelled');
-    accept?.();
+    // Confirmed once the workload no longer listens (a connect right after the reply is refused).
+    void entry.listener.close().finally(() => {
+      logger.info({ bindAddr: info.bindAddr, port: info.bindPort }, 'remote port forwarding cancelled');
+      accept?.();
+    });
   }
 
   /** One connection accepted inside the workload: ask the client to take it (forwarded-tcpip). */

@@ -183,6 +183,13 @@ export class RelaySidecar {
           resolve(true);
         } else if (diagnostics.length < MAX_DIAGNOSTICS) diagnostics.push(line.slice(0, 200));
       });
+      // Output proves the connection too, and must count: a server that speaks first fills the
+      // demuxer's stdout buffer, which pauses the Engine stream — the marker behind it would
+      // never be read. (A 'readable' listener does not consume; once removed, the stream is
+      // back in its initial mode for the Duplex below.)
+      run.demux.stdout.once('readable', () => {
+        if (run.demux.stdout.readableLength > 0) resolve(true);
+      });
       void run.demux.finished.then(() => resolve(false));
     });
     const onAbort = () => run.stream.destroy();
