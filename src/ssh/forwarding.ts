@@ -37,11 +37,6 @@ export interface ForwardingDeps {
   readonly signal: AbortSignal;
 }
 
-export interface Forwarding {
-  /** Forwarded channels open now. */
-  readonly openChannels: () => number;
-}
-
 const noop = (): void => undefined;
 
 const unavailable = (backend: string) =>
@@ -50,15 +45,12 @@ const unavailable = (backend: string) =>
   });
 
 /** Wires the forwarding requests of one authenticated connection. */
-export function attachForwarding(deps: ForwardingDeps): Forwarding {
+export function attachForwarding(deps: ForwardingDeps): void {
   const { client, logger, recording, policy } = deps;
   const listeners = new Map<number, { listener: TcpListener; bindAddr: string }>();
-  let open = 0;
 
   const relay = (channelId: number, channel: ServerChannel, stream: Duplex, kind: string) => {
-    open++;
     void bridge(channel, stream, { channelId, recording, onActivity: deps.onActivity, logger }).then((bytes) => {
-      open--;
       recording.event(AuditType.Close, channelId, bytes);
       logger.info({ channelId, kind, ...bytes }, 'forwarded connection closed');
     });
@@ -221,7 +213,6 @@ export function attachForwarding(deps: ForwardingDeps): Forwarding {
     });
   }
 
-  return { openChannels: () => open };
 }
 
 interface BridgeOptions {
@@ -264,7 +255,13 @@ function bridge(channel: ServerChannel, stream: Duplex, o: BridgeOptions): Promi
   channel.pipe(stream);
   stream.pipe(channel, { end: false });
   stream.once('end', () => afterWrites(() => !channelClosed && channel.eof()));
-  stream.once('close', () => afterWrites(() => !channelClosed && channel.end()));
+  stream.once('close', () => {
+    // Nothing reads the channel any more: drain it, or ssh2 never emits its 'close' (it waits
+    // for 'end' of the readable side).
+    channel.unpipe(stream);
+    channel.resume();
+    afterWrites(() => !channelClosed && channel.end());
+  });
   return new Promise((resolve) => {
     channel.once('close', () => {
       channelClosed = true;

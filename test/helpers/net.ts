@@ -66,3 +66,34 @@ export async function exchange(port: number, request: string | Buffer): Promise<
   await once(socket, 'close');
   return Buffer.concat(chunks);
 }
+
+/**
+ * Like `exchange`, through a SOCKS5 proxy (OpenSSH `-D`) on 127.0.0.1:socksPort: no auth, CONNECT
+ * to an IPv4 address (RFC 1928), then the request.
+ */
+export async function socksExchange(socksPort: number, ipv4: string, port: number, request: string | Buffer): Promise<Buffer> {
+  const socket = connect({ host: '127.0.0.1', port: socksPort });
+  await once(socket, 'connect');
+  let buffered = Buffer.alloc(0);
+  const waiters: Array<() => void> = [];
+  socket.on('data', (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const read = async (n: number): Promise<Buffer> => {
+    while (buffered.length < n) await new Promise<void>((resolve) => waiters.push(resolve));
+    const out = buffered.subarray(0, n);
+    buffered = buffered.subarray(n);
+    return out;
+  };
+  socket.write(Buffer.from([5, 1, 0]));
+  const method = await read(2);
+  if (method[0] !== 5 || method[1] !== 0) throw new Error(`SOCKS method refused: ${method.toString('hex')}`);
+  socket.write(Buffer.from([5, 1, 0, 1, ...ipv4.split('.').map(Number), port >> 8, port & 0xff]));
+  const reply = await read(10);
+  if (reply[1] !== 0) throw new Error(`SOCKS connect failed: reply ${reply[1]}`);
+  const closed = once(socket, 'close');
+  socket.end(request);
+  await closed;
+  return buffered;
+}

@@ -17,7 +17,7 @@ import { ensureRelayImage, inspectContainer, RELAY_IMAGE } from '../helpers/dock
 import { keyGatewaySuite } from '../helpers/fixture.js';
 import type { LogLine, TestGateway } from '../helpers/gateway.js';
 import { makeKey } from '../helpers/keys.js';
-import { connectOutcome, exchange, freePort, startTcpServer, type TestTcpServer } from '../helpers/net.js';
+import { connectOutcome, exchange, freePort, socksExchange, startTcpServer, type TestTcpServer } from '../helpers/net.js';
 import { spawnSsh, ssh, startSshMaster, sshArgs } from '../helpers/ssh.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -94,16 +94,20 @@ describe('port forwarding enabled (security.forwarding)', async () => {
   after(() => caDir.cleanup());
   const alice = () => ({ user: 'alice', identity: suite.fx.alice.path });
 
-  it('ssh -L reaches a server listening only inside the workload; the gateway host cannot reach it', async () => {
+  it('ssh -L (and -D) reach a server listening only inside the workload; the gateway host cannot reach it', async () => {
     const inside = await freePort(); // free on the host too: "refused here" then means something
     const local = await freePort();
-    const master = await startSshMaster(suite.gw, { ...alice(), args: ['-L', `127.0.0.1:${local}:127.0.0.1:${inside}`] });
+    const socks = await freePort();
+    const master = await startSshMaster(suite.gw, { ...alice(), args: ['-L', `127.0.0.1:${local}:127.0.0.1:${inside}`, '-D', `127.0.0.1:${socks}`] });
     try {
       const started = await master.run(`mkdir -p /tmp/www && echo inside-only > /tmp/www/index.html && httpd -p 127.0.0.1:${inside} -h /tmp/www && echo started`);
       assert.equal(started.code, 0, started.stderr);
       const answer = (await exchange(local, 'GET /index.html HTTP/1.0\r\n\r\n')).toString();
       assert.match(answer, /^HTTP\/1\.[01] 200 OK/);
       assert.match(answer, /inside-only/);
+      // -D (SOCKS) opens the same kind of channel.
+      const viaSocks = (await socksExchange(socks, '127.0.0.1', inside, 'GET /index.html HTTP/1.0\r\n\r\n')).toString();
+      assert.match(viaSocks, /^HTTP\/1\.[01] 200 OK[\s\S]*inside-only/);
       // The server is bound to the workload's loopback: the gateway host reaches it neither on
       // its own loopback nor at the container's address, so the dial happened inside.
       assert.equal(await connectOutcome('127.0.0.1', inside), 'ECONNREFUSED');
@@ -163,6 +167,15 @@ describe('port forwarding enabled (security.forwarding)', async () => {
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /Connection refused/);
       await suite.gw.waitForLog((l) => l.msg === 'remote port forwarding cancelled' && l.port === INSIDE_PORT);
+
+      // A port already taken inside the workload: refused, and the reason reaches the next session.
+      const busy = INSIDE_PORT + 2;
+      assert.equal((await master.run(`nc -ll -p ${busy} -e true </dev/null >/dev/null 2>&1 & echo started`)).code, 0);
+      const taken = await master.control('forward', ['-R', `127.0.0.1:${busy}:127.0.0.1:${echo.port}`]);
+      assert.notEqual(taken.code, 0);
+      await suite.gw.waitForLog((l) => l.code === 'FORWARD_TARGET_FAILED' && l.request === 'tcpip-forward' && l.bindPort === busy);
+      const next = await master.run('true');
+      assert.match(next.stderr, new RegExp(`airlock: could not listen on port ${busy} inside the workload: bind: Address already in use \\[FORWARD_TARGET_FAILED\\]`));
     } finally {
       await master.stop();
       await echo.close();
