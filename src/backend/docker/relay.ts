@@ -260,6 +260,8 @@ export class RelaySidecar {
     run.demux.stdout.resume();
     const diagnostics: string[] = [];
     let state: 'starting' | 'listening' | 'closed' = 'starting';
+    // nc may accept a connection before the script has seen its socket listening.
+    const early: InboundTcpConnection[] = [];
     const ready = new Promise<boolean>((resolve) => {
       readLines(run.demux.stderr, (line) => {
         if (line === RELAY_LINE.listening) {
@@ -269,6 +271,7 @@ export class RelaySidecar {
           const inbound = this.#inbound(line);
           if (!inbound) this.#logger.warn({ port }, 'network helper announced a connection it cannot relay');
           else if (state === 'listening') onConnection(inbound);
+          else if (state === 'starting') early.push(inbound);
           else inbound.refuse();
         } else if (diagnostics.length < MAX_DIAGNOSTICS) {
           diagnostics.push(line.slice(0, 200));
@@ -278,6 +281,7 @@ export class RelaySidecar {
     });
     if (!(await ready)) {
       run.stream.destroy();
+      for (const inbound of early.splice(0)) inbound.refuse();
       const reason = ncReason(diagnostics);
       const inUse = reason !== undefined && /in use/i.test(reason);
       if (reason === undefined) throw new AirlockError('FORWARDING_FAILED', `the network helper could not listen on port ${port}: ${diagnostics.join(' | ') || 'no reason given'}`);
@@ -286,6 +290,7 @@ export class RelaySidecar {
         details: { port, inUse },
       });
     }
+    for (const inbound of early.splice(0)) onConnection(inbound);
     const closed = run.demux.finished.then(() => {
       state = 'closed';
     });
