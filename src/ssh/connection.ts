@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Connection, ClientInfo } from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthMethod, AuthProvider } from '../auth/provider.js';
@@ -79,6 +80,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     recording = nullRecording;
   }
   const abort = new AbortController();
+  // Every forwarded connection being opened listens on it: many at once are normal.
+  setMaxListeners(1000, abort.signal);
   const sessions = new Set<SessionChannel>();
   const timers = new Set<NodeJS.Timeout>();
   let identity: AuthenticatedIdentity | undefined;
