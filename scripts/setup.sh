@@ -10,7 +10,8 @@ cd "$repo"
 
 # Why each package is here (docs/setup.md says more):
 #   docker.io          dockerd + client: every connection gets a container
-#   busybox-static     the tiny test image airlock-test:busybox
+#   busybox-static     the tiny test image airlock-test:busybox and the port-forwarding helper
+#                      image airlock-relay:busybox
 #   debootstrap        builds the Debian demo image airlock-demo:latest without a registry
 #   openssh-client     ssh/ssh-keygen/sftp: the tests drive the gateway with the real client
 #   openssh-server     its sftp-server, and sshd as the SSH proxy backend's upstream in tests
@@ -138,6 +139,11 @@ else
   echo
   "${as_root[@]}" "$repo/scripts/build-test-image.sh"
 fi
+step "image airlock-relay"
+# The port-forwarding network helper (src/backend/docker/relay.ts); the script is silent when the
+# image is current.
+relay_out="$("${as_root[@]}" "$repo/scripts/build-relay-image.sh" 2>&1)" || { echo; printf '%s\n' "$relay_out" >&2; die "building airlock-relay:busybox failed"; }
+done_ "${relay_out:-present}"
 step "image airlock-demo"
 # The script is silent when the image is current; otherwise stream its progress (a first build runs
 # debootstrap for about a minute).

@@ -20,9 +20,16 @@ export const AuditType = {
   HandshakeFailed: 198,
   HandshakeSuccessful: 199,
   GlobalRequestUnknown: 200,
+  /** tcpip-forward (ssh -R): bindHost, bindPort; then RequestFailed or the bound port. */
+  RequestReverseForward: 202,
+  RequestCancelReverseForward: 203,
   NewChannel: 300,
   NewChannelSuccessful: 301,
   NewChannelFailed: 302,
+  /** direct-tcpip (ssh -L): hostToConnect, portToConnect, originatorHost, originatorPort. */
+  NewForwardChannel: 303,
+  /** forwarded-tcpip (ssh -R): connectedHost, connectedPort, originatorHost, originatorPort. */
+  NewReverseForwardChannel: 304,
   ChannelRequestUnknown: 400,
   ChannelRequestSetEnv: 402,
   ChannelRequestExec: 403,

@@ -13,6 +13,10 @@ export interface ConnectionRecording {
   event(type: AuditTypeNumber, channelId: number | null, payload?: Readonly<Record<string, unknown>>): void;
   /** Bytes on a session channel stream (0 stdin, 1 stdout, 2 stderr). */
   io(channelId: number, stream: IoStream, data: Buffer): void;
+  /** audit.intercept.forwarding: the SSH layer then taps forwarded connections' bytes. */
+  readonly capturesForwarding: boolean;
+  /** Bytes of a forwarded connection: 0 from the client to the workload, 1 the other way. */
+  forwardIo(channelId: number, direction: 0 | 1, data: Buffer): void;
   /** Auth is done: identity, metadata and deadline are now known (for tags and key templates). */
   identify(info: ConnectionInfo): void;
   /** Seals the recording (flush, hash, hand to storage). Resolves when it is safe on the spool. */
@@ -32,8 +36,10 @@ export interface Recorder {
 /** A recording that keeps nothing. */
 export const nullRecording: ConnectionRecording = {
   capturesIo: false,
+  capturesForwarding: false,
   event: () => undefined,
   io: () => undefined,
+  forwardIo: () => undefined,
   identify: () => undefined,
   close: async () => undefined,
 };

@@ -20,6 +20,8 @@ export interface Intercept {
   readonly stdin: boolean;
   readonly stdout: boolean;
   readonly stderr: boolean;
+  /** Bytes of forwarded TCP connections (audit.intercept.forwarding). */
+  readonly forwarding?: boolean;
 }
 
 export interface RecordingOptions {
@@ -59,6 +61,7 @@ type Item =
  */
 export class SpoolRecording implements ConnectionRecording {
   readonly capturesIo: boolean;
+  readonly capturesForwarding: boolean;
   readonly dir: string;
   readonly connectionId: string;
   readonly #o: RecordingOptions;
@@ -84,6 +87,7 @@ export class SpoolRecording implements ConnectionRecording {
     this.connectionId = options.connectionId;
     const { stdin, stdout, stderr } = options.intercept;
     this.capturesIo = stdin || stdout || stderr;
+    this.capturesForwarding = options.intercept.forwarding === true;
     this.#startedAt = nsToIso(options.clock.nowNs());
     mkdirSync(options.dir, { mode: 0o700 });
     try {
@@ -120,6 +124,15 @@ export class SpoolRecording implements ConnectionRecording {
     if (this.#closing) return;
     const i = this.#o.intercept;
     if (stream === 0 ? !i.stdin : stream === 1 ? !i.stdout : !i.stderr) return;
+    this.#queueIo(channelId, stream, data);
+  }
+
+  forwardIo(channelId: number, direction: 0 | 1, data: Buffer): void {
+    if (this.#closing || !this.capturesForwarding) return;
+    this.#queueIo(channelId, direction, data);
+  }
+
+  #queueIo(channelId: number, stream: IoStream, data: Buffer): void {
     if (this.#failure || !this.#o.budget.tryTake(data.length)) {
       this.#drop(data.length);
       return;

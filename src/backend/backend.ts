@@ -8,7 +8,7 @@
  * backend's business (`docker.execution.mode`). `BackendConnection.close` removes everything the
  * connection created and must be safe to call more than once and concurrently with startProcess.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 
 /** A value handed over by auth/config webhooks; `sensitive` values never reach logs or labels. */
 export interface MetadataValue {
@@ -80,8 +80,45 @@ export interface Process {
   kill(): Promise<void>;
 }
 
+/**
+ * One TCP connection made to a workload listener (`listenTcp`), not yet relayed. The SSH layer
+ * asks the client to take it (forwarded-tcpip) and then opens or refuses it.
+ */
+export interface InboundTcpConnection {
+  /** The connecting peer inside the workload (for the forwarded-tcpip originator fields). */
+  readonly originAddress: string;
+  readonly originPort: number;
+  /** The byte stream of the accepted socket (semantics as for `openTcp`). */
+  open(signal?: AbortSignal): Promise<Duplex>;
+  /** Closes the accepted socket without relaying anything (the SSH client refused it). */
+  refuse(): void;
+}
+
+export interface TcpListener {
+  /** The port bound inside the workload (the one chosen when 0 was asked for). */
+  readonly port: number;
+  /** Resolves once the listener is gone: closed, or lost with its workload. */
+  readonly closed: Promise<void>;
+  /** Stops accepting; connections already relayed go on. Idempotent. */
+  close(): Promise<void>;
+}
+
 export interface BackendConnection {
   startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process>;
+  /**
+   * Port forwarding, optional (absent = the backend cannot forward). A TCP connection to
+   * host:port made from inside the workload's network namespace — never from the gateway host.
+   * Resolves once the connection is established. The Duplex's readable side ends with the
+   * peer's EOF, `end()` sends ours, and it is destroyed (emits `close`) when the connection is
+   * over inside the workload; `destroy()` aborts it.
+   */
+  openTcp?(host: string, port: number, signal?: AbortSignal): Promise<Duplex>;
+  /**
+   * Listens on `port` (0 = any free port) inside the workload's network namespace and calls
+   * `onConnection` for every connection made to it. `bindAddress` is what the client asked
+   * for; a backend may narrow it (Docker listens for loopback connections only).
+   */
+  listenTcp?(bindAddress: string, port: number, onConnection: (connection: InboundTcpConnection) => void, signal?: AbortSignal): Promise<TcpListener>;
   /** Removes every container/pod/upstream connection this connection created. Idempotent. */
   close(reason: string): Promise<void>;
 }

@@ -131,6 +131,7 @@ export function securityPolicy(security: AppConfig['security']): SecurityPolicyC
     tty: { mode: security.tty?.mode ?? fallback },
     subsystem: { mode: security.subsystem?.mode ?? fallback, allow: security.subsystem?.allow ?? [], deny: security.subsystem?.deny ?? [] },
     signal: { mode: security.signal?.mode ?? fallback, allow: security.signal?.allow ?? [], deny: security.signal?.deny ?? [] },
+    forwarding: { forwardingMode: security.forwarding.forwardingMode, reverseForwardingMode: security.forwarding.reverseForwardingMode },
   };
 }
 
@@ -151,6 +152,7 @@ export function dockerOptions(config: AppConfig, gatewayId: string, logger: Logg
     imagePullPolicy: d.execution.imagePullPolicy,
     timeouts: d.timeouts,
     ...(d.pool.size > 0 ? { pool: { size: d.pool.size, ...(d.pool.image ? { image: d.pool.image } : {}) } } : {}),
+    relayImage: d.relay.image,
     logger: logger.child({ component: 'docker' }),
   };
 }

@@ -402,6 +402,9 @@ export const dockerSchema = z
     timeouts: dockerTimeoutsSchema.prefault({}),
     reaper: reaperSchema.prefault({}),
     pool: dockerPoolSchema.prefault({}),
+    // The port-forwarding network helper (src/backend/docker/relay.ts), built without a registry
+    // by scripts/build-relay-image.sh; set it to a copy in your registry where that is easier.
+    relay: z.strictObject({ image: text().default('airlock-relay:busybox') }).prefault({}),
   })
   .superRefine(
     (value, ctx) => {
@@ -442,6 +445,18 @@ export const securitySchema = z.strictObject({
   tty: z.strictObject({ mode: policyMode.optional() }).optional(),
   subsystem: listPolicySchema.optional(),
   signal: listPolicySchema.optional(),
+  // Port forwarding is off unless enabled here: it never follows defaultMode (a network path into
+  // or out of the workload is opened only on purpose). "filter" has no list to filter by for
+  // forwarding; Unix-socket and X11 forwarding are not implemented and can only be "disable".
+  forwarding: z
+    .strictObject({
+      forwardingMode: z.enum(['enable', 'disable']).default('disable'),
+      reverseForwardingMode: z.enum(['enable', 'disable']).default('disable'),
+      socketForwardingMode: z.enum(['disable']).default('disable'),
+      socketListenMode: z.enum(['disable']).default('disable'),
+      x11ForwardingMode: z.enum(['disable']).default('disable'),
+    })
+    .prefault({}),
   env: z
     .strictObject({
       mode: z.enum(['enable', 'filter', 'disable']).default('filter'),
@@ -558,6 +573,9 @@ export const auditSchema = z
           .boolean()
           .refine((v) => !v, { message: 'Airlock never records passwords — set it to false or remove it' })
           .optional(),
+        // The bytes of forwarded TCP connections (ssh -L / -R); their opening and closing (with
+        // byte counts) are always recorded.
+        forwarding: z.boolean().default(false),
       })
       .prefault({}),
     onFailure: z.enum(['deny', 'allow']).default('deny'),

@@ -77,9 +77,7 @@ export const UNSUPPORTED_KEYS: Readonly<Record<string, UnsupportedKey>> = {
   'kubernetes.connection.password': { why: 'basic auth was removed from Kubernetes', fix: 'use bearerToken(File) or cert/key' },
   'kubernetes.connection.timeout': { fix: 'use kubernetes.timeouts.http' },
   'kubernetes.execution': { why: 'the Kubernetes settings are under kubernetes.pod', fix: 'use kubernetes.pod.mode / idleCommand / shellCommand / subsystems' },
-  'security.forwarding': NOT_YET,
   'log.syslog': NOT_YET,
-  'audit.intercept.forwarding': { why: 'port forwarding is not supported yet, so there is nothing to record' },
   'audit.s3.cacert': { fix: 'remove it (the system CA store is used for https endpoints)' },
   'audit.s3.acl': NOT_YET,
 };
@@ -89,4 +87,9 @@ export const UNSUPPORTED_VALUES: Readonly<Record<string, readonly string[]>> = {
   'log.destination': ['syslog'],
   'auth.password.method': ['kerberos'],
   'auth.keyboardInteractive.method': ['oauth2'],
+  'security.forwarding.forwardingMode': ['filter'],
+  'security.forwarding.reverseForwardingMode': ['filter'],
+  'security.forwarding.socketForwardingMode': ['enable', 'filter'],
+  'security.forwarding.socketListenMode': ['enable', 'filter'],
+  'security.forwarding.x11ForwardingMode': ['enable', 'filter'],
 };

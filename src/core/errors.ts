@@ -79,6 +79,10 @@ export const ERROR_CODES = {
   CONFIG_SERVER_ERROR: { kind: 'system', userMessage: 'the configuration service is unavailable; try again later' },
   CONFIG_SERVER_BAD_RESPONSE: { kind: 'system', userMessage: 'the configuration service gave an invalid answer; tell the operator' },
   CONFIG_SERVER_INVALID: { kind: 'system', userMessage: 'the configuration for this connection is invalid; tell the operator' },
+  // Port forwarding (src/ssh/forwarding.ts; BackendConnection.openTcp / listenTcp)
+  FORWARDING_UNAVAILABLE: { kind: 'user', userMessage: 'port forwarding is not available for this connection' },
+  FORWARD_TARGET_FAILED: { kind: 'user', userMessage: 'the forwarded connection could not be made inside the workload' },
+  FORWARDING_FAILED: { kind: 'system', userMessage: 'port forwarding failed in the gateway; try again later' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

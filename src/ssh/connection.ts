@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Connection, ClientInfo } from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthMethod, AuthProvider } from '../auth/provider.js';
@@ -12,6 +13,7 @@ import { newConnectionId } from '../core/ids.js';
 import { loggableLoginName } from '../auth/login-name.js';
 import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator.js';
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
+import { attachForwarding } from './forwarding.js';
 import { createSessionPolicy, tooManySessionsPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 import { staticConnectionSetup, type ConnectionConfigurer, type ConnectionSetup } from './connection-setup.js';
 import { loginNotice } from './login-notice.js';
@@ -87,11 +89,15 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     recording = nullRecording;
   }
   const abort = new AbortController();
+  // Every forwarded connection being opened listens on it: many at once are normal.
+  setMaxListeners(1000, abort.signal);
   const sessions = new Set<SessionChannel>();
   const timers = new Set<NodeJS.Timeout>();
   let identity: AuthenticatedIdentity | undefined;
   let workload: Promise<BackendConnection> | undefined;
   let nextChannelId = 0;
+  /** Lines for the user raised outside any channel (a refused ssh -R) before a session exists. */
+  const pendingNotices: string[] = [];
   let ending = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -212,7 +218,12 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         return undefined;
       },
     );
+    // One policy per connection, from its setup (static config or the config server's answer).
+    // Without a setup nothing can run (the workload rejects with the reason): let every request
+    // through to that line instead of a policy refusal that would hide it.
     let sessionPolicy: SessionPolicy | undefined;
+    const policyFor = (setup: ConnectionSetup | undefined): SessionPolicy =>
+      (sessionPolicy ??= createSessionPolicy(setup?.security ?? PERMISSIVE_SECURITY, restrictions));
     workload = ready.then((setup) => {
       if (!setup) throw setupError;
       const opening = setup.openWorkload(abort.signal);
@@ -231,6 +242,23 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       });
     }
     if (info.deadline) scheduleDeadline(info.deadline.getTime());
+
+    attachForwarding({
+      client,
+      workload: () => workload ?? Promise.reject(new Error('not authenticated')),
+      backendName: deps.backend.name,
+      policy: () => ready.then(policyFor),
+      recording,
+      logger,
+      nextChannelId: () => nextChannelId++,
+      onActivity,
+      notify: (line) => {
+        if (sessions.size > 0) notify(line);
+        else if (pendingNotices.length < 10) pendingNotices.push(line);
+      },
+      ending: () => ending,
+      signal: abort.signal,
+    });
 
     // A session channel is confirmed only once the connection's setup is known (the client
     // waits for the confirmation before sending pty/env/exec), so every request on it is judged
@@ -252,9 +280,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           session: accept(),
           workload: () => workload ?? Promise.reject(new Error('not authenticated')),
           envAllowed: setup?.envAllowed ?? deps.options.envAllowed,
-          // Without a setup nothing can run (the workload rejects with the reason): let every
-          // request through to that line instead of a policy refusal that would hide it.
-          policy: overLimit ? tooManySessionsPolicy(maxSessions) : (sessionPolicy ??= createSessionPolicy(setup?.security ?? PERMISSIVE_SECURITY, restrictions)),
+          policy: overLimit ? tooManySessionsPolicy(maxSessions) : policyFor(setup),
           loginNotice: () =>
             loginNotice({
               ...(deps.options.motd ? { motd: deps.options.motd } : {}),
@@ -271,6 +297,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           },
         });
         sessions.add(channel);
+        for (const line of pendingNotices.splice(0)) channel.notify(line);
       }).catch((err: unknown) => {
         // Deferred, so a throw here (the client left meanwhile) must not become an unhandled rejection.
         logger.warn({ channelId, err }, 'session channel could not be opened');

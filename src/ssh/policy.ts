@@ -1,7 +1,8 @@
 /**
  * What a session channel may do: the `security.*` config (ContainerSSH's keys) combined with the
- * credential's own restrictions (SSH certificate force-command / permit-pty). Pure; the session
- * channel asks it before acting and shows the user one `airlock: ... [POLICY_DENIED]` line.
+ * credential's own restrictions (SSH certificate force-command / permit-pty /
+ * permit-port-forwarding). Pure; the session channel (and forwarding.ts) asks it before acting
+ * and shows the user one `airlock: ... [POLICY_DENIED]` line.
  */
 import type { SessionRestrictions } from '../auth/provider.js';
 
@@ -24,14 +25,25 @@ export interface SecurityPolicyConfig {
   readonly tty: { readonly mode: PolicyMode };
   readonly subsystem: ListPolicy;
   readonly signal: ListPolicy;
+  /** `security.forwarding`: each is `enable` or `disable` (never defaultMode's). */
+  readonly forwarding: ForwardingPolicyConfig;
 }
 
+export interface ForwardingPolicyConfig {
+  /** `ssh -L` / `-W` / `-D` (direct-tcpip channels). */
+  readonly forwardingMode: PolicyMode;
+  /** `ssh -R` (tcpip-forward requests). */
+  readonly reverseForwardingMode: PolicyMode;
+}
+
+/** Session requests allowed; port forwarding stays off (it is only ever on when configured). */
 export const PERMISSIVE_SECURITY: SecurityPolicyConfig = {
   command: { mode: 'enable', allow: [] },
   shell: { mode: 'enable' },
   tty: { mode: 'enable' },
   subsystem: { mode: 'enable', allow: [], deny: [] },
   signal: { mode: 'enable', allow: [], deny: [] },
+  forwarding: { forwardingMode: 'disable', reverseForwardingMode: 'disable' },
 };
 
 export type PolicyAnswer = { readonly allowed: true } | { readonly allowed: false; readonly message: string };
@@ -43,10 +55,14 @@ export type ProgramDecision =
   | { readonly allowed: true; readonly kind: ProgramKind; readonly command: string; readonly originalCommand?: string }
   | { readonly allowed: false; readonly message: string };
 
+/** `local`: ssh -L (direct-tcpip); `remote`: ssh -R (tcpip-forward). */
+export type ForwardingKind = 'local' | 'remote';
+
 export interface SessionPolicy {
   pty(): PolicyAnswer;
   signal(name: string): PolicyAnswer;
   program(kind: ProgramKind, command: string): ProgramDecision;
+  forwarding(kind: ForwardingKind): PolicyAnswer;
 }
 
 const ALLOWED: PolicyAnswer = { allowed: true };
@@ -79,6 +95,14 @@ export function createSessionPolicy(config: SecurityPolicyConfig, restrictions: 
     signal(name) {
       return listAllows(config.signal, name) ? ALLOWED : deny(`signal ${name}`);
     },
+    forwarding(kind) {
+      const what = kind === 'local' ? 'port forwarding (ssh -L)' : 'remote port forwarding (ssh -R)';
+      // Only an explicit `enable` opens a network path; `filter` has no list to filter by.
+      const mode = kind === 'local' ? config.forwarding.forwardingMode : config.forwarding.reverseForwardingMode;
+      if (mode !== 'enable') return deny(what);
+      if (restrictions.permitPortForwarding === false) return deny(`${what} for this certificate`);
+      return ALLOWED;
+    },
     program(kind, command) {
       // A forced command replaces whatever was asked for; the request itself is not judged.
       if (forced !== undefined) return { allowed: true, kind: 'exec', command: forced, ...(command !== '' ? { originalCommand: command } : {}) };
@@ -98,5 +122,5 @@ export function createSessionPolicy(config: SecurityPolicyConfig, restrictions: 
  */
 export function tooManySessionsPolicy(maxSessions: number): SessionPolicy {
   const refused = deny(`more than ${maxSessions} session${maxSessions === 1 ? '' : 's'} on one connection`);
-  return { pty: () => ALLOWED, signal: () => refused, program: () => refused };
+  return { pty: () => ALLOWED, signal: () => refused, program: () => refused, forwarding: () => refused };
 }

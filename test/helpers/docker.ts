@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 
 const run = promisify(execFile);
 const script = resolve(import.meta.dirname, '../../scripts/build-test-image.sh');
+const relayScript = resolve(import.meta.dirname, '../../scripts/build-relay-image.sh');
 
 /** busybox, USER airlock (uid 1000), WORKDIR /home/airlock. */
 export const TEST_IMAGE = 'airlock-test:busybox';
@@ -27,6 +28,18 @@ export function ensureTestImage(variant: 'default' | 'nouser' = 'default'): Prom
     pending.catch(() => built.delete(variant));
   }
   return pending;
+}
+
+/** The port-forwarding network helper image (scripts/build-relay-image.sh). */
+export const RELAY_IMAGE = 'airlock-relay:busybox';
+
+let relayBuilt: Promise<string> | undefined;
+
+/** Builds the relay image once per process (a no-op when it is current). */
+export function ensureRelayImage(): Promise<string> {
+  relayBuilt ??= run('bash', [relayScript]).then(() => RELAY_IMAGE);
+  relayBuilt.catch(() => (relayBuilt = undefined));
+  return relayBuilt;
 }
 
 export interface ContainerFilter {

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { tempDir } from './tmp.js';
 import { join } from 'node:path';
 import type { TestGateway } from './gateway.js';
 
@@ -120,4 +121,89 @@ export async function ssh(gw: TestGateway, opts: SshOptions): Promise<SshResult>
   const prompts = (await readFile(log, 'utf8').catch(() => '')).split('\x1e').filter((p) => p !== '');
   await rm(log, { force: true });
   return { code, signal, stdout: Buffer.concat(out), stderr: err, prompts };
+}
+
+export interface SshMaster {
+  readonly child: ChildProcess;
+  /** ssh arguments that put a client on this master's connection. */
+  readonly muxArgs: readonly string[];
+  /** The master's stderr so far (it runs with -v). */
+  stderr(): string;
+  /** Resolves with the first match of `pattern` in the master's stderr. */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Runs a command in a new session channel on the master's connection. */
+  run(command: string, input?: string | Buffer): Promise<SshResult>;
+  /** `ssh -O <op>` (forward, cancel, exit) with extra arguments such as `-R spec`. */
+  control(op: string, args?: readonly string[]): Promise<SshResult>;
+  /** Ends the master politely (`-O exit`) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * An OpenSSH ControlMaster connection (`-M -N -v`) with `opts.args` (forwards such as `-L`/`-R`):
+ * one SSH connection, so one workload, that later session channels (`run`) and `-O` requests
+ * share. Resolves once the client entered its main loop (authenticated, forwards requested).
+ */
+export async function startSshMaster(gw: TestGateway, opts: Omit<SshOptions, 'command' | 'input'>): Promise<SshMaster> {
+  // A short directory: unix socket paths are limited to ~100 bytes.
+  const tmp = await tempDir('al-mux-');
+  const control = join(tmp.path, 'c');
+  const muxArgs = ['-o', 'ControlMaster=no', '-o', `ControlPath=${control}`];
+  const child = await spawnSsh(gw, { ...opts, args: ['-M', '-N', '-v', '-o', `ControlPath=${control}`, ...(opts.args ?? [])] });
+  let err = '';
+  const waiters = new Set<() => void>();
+  child.stdout!.resume();
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of waiters) w();
+  });
+  const closed = once(child, 'close');
+  const waitForStderr = (pattern: RegExp, timeoutMs = 30_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = err.match(pattern);
+        if (m) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(m);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`ssh master stderr did not match ${pattern} within ${timeoutMs} ms:\n${err.slice(-3000)}`));
+      }, timeoutMs);
+      waiters.add(check);
+      void closed.then(() => {
+        if (!waiters.has(check)) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        reject(new Error(`ssh master exited before its stderr matched ${pattern}:\n${err.slice(-3000)}`));
+      });
+      check();
+    });
+  const base = { user: opts.user, ...(opts.identity ? { identity: opts.identity } : {}) };
+  const master: SshMaster = {
+    child,
+    muxArgs,
+    stderr: () => err,
+    waitForStderr,
+    run: (command, input) => ssh(gw, { ...base, args: muxArgs, command, ...(input !== undefined ? { input } : {}) }),
+    control: (op, args = []) => ssh(gw, { ...base, args: [...muxArgs, '-O', op, ...args] }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        await master.control('exit');
+        await closed;
+      }
+      await tmp.cleanup();
+    },
+  };
+  try {
+    await waitForStderr(/Entering interactive session/);
+  } catch (e) {
+    child.kill('SIGKILL');
+    await closed;
+    await tmp.cleanup();
+    throw e;
+  }
+  return master;
 }

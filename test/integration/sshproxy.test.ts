@@ -84,6 +84,19 @@ describe('sshproxy backend', () => {
     assert.equal(sha(await readFile(back)), sha(payload), stderr);
   });
 
+  it('refuses port forwarding with a line naming the backend (never dialled from the gateway host)', async () => {
+    const g = await start({}, { security: { forwarding: { forwardingMode: 'enable', reverseForwardingMode: 'enable' } } });
+    // The upstream sshd's port: reachable from the gateway host, so a wrong dial would answer.
+    const direct = await ssh(g, { user: 'alice', identity: fx.alice.path, args: ['-W', `127.0.0.1:${sshd.port}`] });
+    assert.equal(direct.code, 255);
+    assert.doesNotMatch(direct.stdout.toString(), /SSH-2\.0/);
+    assert.match(direct.stderr, /open failed: administratively prohibited: airlock: port forwarding is not supported by the sshproxy backend \[FORWARDING_UNAVAILABLE\]/);
+    const reverse = await ssh(g, { user: 'alice', identity: fx.alice.path, args: ['-R', '127.0.0.1:23456:127.0.0.1:9'], command: 'echo ran' });
+    assert.equal(reverse.stdout.toString(), 'ran\n', reverse.stderr);
+    assert.match(reverse.stderr, /remote port forwarding failed/);
+    assert.match(reverse.stderr, /airlock: port forwarding is not supported by the sshproxy backend \[FORWARDING_UNAVAILABLE\]/);
+  });
+
   it('refuses an upstream whose host key is not pinned: one clear line, nothing sent upstream', async () => {
     const other = await makeKey(fx.dir, `other-host-key-${randomBytes(3).toString('hex')}`);
     const logFrom = sshd.log().length;

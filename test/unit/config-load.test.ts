@@ -106,6 +106,10 @@ security:
   env:
     mode: filter
     allow: [TERM, LANG, LC_*]
+  forwarding:
+    forwardingMode: enable
+    reverseForwardingMode: disable
+    x11ForwardingMode: disable
   maxSessions: 10
 log:
   level: warning
@@ -142,7 +146,11 @@ describe('loadConfigFile', () => {
     assert.deepEqual(config.docker.execution.shellCommand, ['/bin/bash']);
     assert.equal(config.docker.execution.imagePullPolicy, 'Never');
     assert.equal(config.docker.timeouts.containerStop, 60_000);
-    assert.deepEqual(config.security, { env: { mode: 'filter', allow: ['TERM', 'LANG', 'LC_*'], deny: [] }, maxSessions: 10 });
+    assert.deepEqual(config.security, {
+      env: { mode: 'filter', allow: ['TERM', 'LANG', 'LC_*'], deny: [] },
+      forwarding: { forwardingMode: 'enable', reverseForwardingMode: 'disable', socketForwardingMode: 'disable', socketListenMode: 'disable', x11ForwardingMode: 'disable' },
+      maxSessions: 10,
+    });
     assert.deepEqual(config.log, { level: 'warn', format: 'text', destination: 'stdout' });
   });
 

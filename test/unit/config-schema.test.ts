@@ -96,6 +96,7 @@ const DEFAULTS: AppConfig = {
     timeouts: { containerStart: 60_000, containerStop: 10_000, commandStart: 60_000, signal: 10_000, window: 10_000, http: 15_000 },
     reaper: { interval: 60_000, foreignMaxAge: 86_400_000 },
     pool: { size: 0 },
+    relay: { image: 'airlock-relay:busybox' },
   },
   kubernetes: {
     connection: { host: 'https://kubernetes.default.svc', qps: 5, burst: 10 },
@@ -111,6 +112,7 @@ const DEFAULTS: AppConfig = {
     reaper: { interval: 60_000, foreignMaxAge: 86_400_000 },
   },
   security: {
+    forwarding: { forwardingMode: 'disable', reverseForwardingMode: 'disable', socketForwardingMode: 'disable', socketListenMode: 'disable', x11ForwardingMode: 'disable' },
     env: { mode: 'filter', allow: ['LANG', 'LC_*', 'TERM', 'TZ', 'COLORTERM'], deny: [] },
     maxSessions: -1,
   },
@@ -127,7 +129,7 @@ const DEFAULTS: AppConfig = {
       metadata: { ip: false, username: false },
       keyTemplate: '{{connectionId}}/',
     },
-    intercept: { stdin: true, stdout: true, stderr: true },
+    intercept: { stdin: true, stdout: true, stderr: true, forwarding: false },
     onFailure: 'deny',
     queueSize: 64 * 1024 * 1024,
   },
@@ -456,10 +458,34 @@ describe('config errors name the key and the fix', () => {
   });
 
   test('known ContainerSSH keys and values Airlock lacks are reported as not supported', () => {
-    assert.deepEqual(problemsOf({ security: { forwarding: {} }, log: { destination: 'syslog' } }), [
-      'security.forwarding: not supported yet by this Airlock version — remove it',
+    assert.deepEqual(problemsOf({ docker: { execution: { network: {} } }, log: { destination: 'syslog' } }), [
+      'docker.execution.network: not supported yet by this Airlock version — remove it',
       'log.destination: "syslog" is not supported yet by this Airlock version — use stdout or stderr or file',
     ]);
+  });
+
+  test('security.forwarding: TCP forwarding is enable or disable (off by default, whatever defaultMode says); socket and X11 forwarding only disable', () => {
+    assert.deepEqual(parse({ security: { defaultMode: 'enable' } }).security.forwarding, {
+      forwardingMode: 'disable',
+      reverseForwardingMode: 'disable',
+      socketForwardingMode: 'disable',
+      socketListenMode: 'disable',
+      x11ForwardingMode: 'disable',
+    });
+    const on = parse({ security: { forwarding: { forwardingMode: 'enable', reverseForwardingMode: 'enable', x11ForwardingMode: 'disable' } } }).security.forwarding;
+    assert.equal(on.forwardingMode, 'enable');
+    assert.equal(on.reverseForwardingMode, 'enable');
+    assert.deepEqual(problemsOf({ security: { forwarding: { forwardingMode: 'filter', socketForwardingMode: 'enable', socketListenMode: 'filter', x11ForwardingMode: 'enable' } } }), [
+      'security.forwarding.forwardingMode: "filter" is not supported yet by this Airlock version — use enable or disable',
+      'security.forwarding.socketForwardingMode: "enable" is not supported yet by this Airlock version — use disable',
+      'security.forwarding.socketListenMode: "filter" is not supported yet by this Airlock version — use disable',
+      'security.forwarding.x11ForwardingMode: "enable" is not supported yet by this Airlock version — use disable',
+    ]);
+    assert.equal(problemsOf({ security: { forwarding: { forwardingMode: 'on' } } })[0], 'security.forwarding.forwardingMode: must be one of enable, disable (got "on")');
+  });
+
+  test('docker.relay.image names the port-forwarding helper image', () => {
+    assert.equal(parse({ docker: { relay: { image: 'registry.example/airlock-relay:1' } } }).docker.relay.image, 'registry.example/airlock-relay:1');
   });
 
   test('wrong types, empty values and ranges', () => {
@@ -561,7 +587,7 @@ describe('audit config', () => {
     assert.equal(config.audit.s3.uploadPartSize, 8 * 1024 * 1024);
     assert.equal(config.audit.s3.parallelUploads, 4);
     assert.equal(config.audit.s3.keyTemplate, '{{metadata.commit_sha}}/{{connectionId}}/');
-    assert.deepEqual(config.audit.intercept, { stdin: false, stdout: true, stderr: true, passwords: false });
+    assert.deepEqual(config.audit.intercept, { stdin: false, stdout: true, stderr: true, passwords: false, forwarding: false });
     assert.equal(config.audit.onFailure, 'allow');
     assert.equal(config.audit.queueSize, 16 * 1024 * 1024);
   });
@@ -593,12 +619,12 @@ describe('audit config', () => {
     ]);
   });
 
-  test('passwords are never recorded; forwarding and TLS options are not supported yet', () => {
+  test('passwords are never recorded; forwarded bytes only on request; TLS options are not supported yet', () => {
     assert.deepEqual(problemsOf({ audit: { intercept: { passwords: true, forwarding: true }, s3: { cacert: 'ca.pem' } } }), [
       'audit.s3.cacert: not supported yet by this Airlock version — remove it (the system CA store is used for https endpoints)',
       'audit.intercept.passwords: Airlock never records passwords — set it to false or remove it',
-      'audit.intercept.forwarding: port forwarding is not supported yet, so there is nothing to record — remove it',
     ]);
+    assert.equal(parse({ audit: { intercept: { forwarding: true } } }).audit.intercept.forwarding, true);
     assert.deepEqual(problemsOf({ audit: { format: 'cast', s3: { uploadPartSize: '1m', parallelUploads: 0 }, onFailure: 'ignore' } }).length, 4);
   });
 });

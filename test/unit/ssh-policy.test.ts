@@ -57,6 +57,23 @@ describe('session policy', () => {
     assert.equal((both.program('exec', 'ls') as { command: string }).command, 'config-cmd');
   });
 
+  test('port forwarding: off unless enabled; a certificate without permit-port-forwarding may not forward', () => {
+    const off = createSessionPolicy(PERMISSIVE_SECURITY);
+    const local = off.forwarding('local');
+    assert.equal(local.allowed, false);
+    assert.equal(!local.allowed && local.message, 'airlock: port forwarding (ssh -L) is not allowed by the gateway policy [POLICY_DENIED]');
+    const remote = off.forwarding('remote');
+    assert.equal(!remote.allowed && remote.message, 'airlock: remote port forwarding (ssh -R) is not allowed by the gateway policy [POLICY_DENIED]');
+    const on = cfg({ forwarding: { forwardingMode: 'enable', reverseForwardingMode: 'disable' } });
+    assert.equal(createSessionPolicy(on).forwarding('local').allowed, true);
+    assert.equal(createSessionPolicy(on).forwarding('remote').allowed, false);
+    // `filter` has no list for forwarding (config refuses it): treated as off, never as on.
+    assert.equal(createSessionPolicy(cfg({ forwarding: { forwardingMode: 'filter', reverseForwardingMode: 'filter' } })).forwarding('local').allowed, false);
+    const cert = createSessionPolicy(on, { permitPortForwarding: false }).forwarding('local');
+    assert.equal(!cert.allowed && cert.message, 'airlock: port forwarding (ssh -L) for this certificate is not allowed by the gateway policy [POLICY_DENIED]');
+    assert.equal(createSessionPolicy(on, { permitPortForwarding: true }).forwarding('local').allowed, true);
+  });
+
   test('config: security.* keys parse and defaultMode fills absent modes', () => {
     const config = parseConfig({
       auth: { publicKey: { method: 'authorizedKeys', authorizedKeys: '/dev/null' } },
@@ -69,6 +86,9 @@ describe('session policy', () => {
     assert.equal(policy.tty.mode, 'disable');
     assert.deepEqual(policy.subsystem, { mode: 'enable', allow: [], deny: ['x'] });
     assert.equal(policy.signal.mode, 'disable');
-    assert.equal(securityPolicy(parseConfig({ auth: { publicKey: { method: 'authorizedKeys', authorizedKeys: '/dev/null' } } }, 'test').security).shell.mode, 'enable');
+    const defaults = securityPolicy(parseConfig({ auth: { publicKey: { method: 'authorizedKeys', authorizedKeys: '/dev/null' } }, security: { defaultMode: 'enable' } }, 'test').security);
+    assert.equal(defaults.shell.mode, 'enable');
+    // Forwarding never follows defaultMode.
+    assert.deepEqual(defaults.forwarding, { forwardingMode: 'disable', reverseForwardingMode: 'disable' });
   });
 });

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { BackendConnection, ConnectionInfo, Process, ProcessRequest } from '../backend.js';
+import type { BackendConnection, ConnectionInfo, InboundTcpConnection, Process, ProcessRequest, TcpListener } from '../backend.js';
 import type { Clock } from '../../core/clock.js';
 import { AirlockError } from '../../core/errors.js';
 import { envList, planCommand } from './command.js';
@@ -16,9 +16,10 @@ import { ExecDriver } from './exec-driver.js';
 import { ensureImage } from './image.js';
 import type { ImageUsers, ResolvedUser } from './image-user.js';
 import { buildLabels, containerName, LABEL, metadataLabels, type ContainerRole } from './labels.js';
-import type { DockerBackendOptions } from './options.js';
+import { RELAY_IMAGE, type DockerBackendOptions } from './options.js';
 import { newMarkerNonce } from './pid-marker.js';
 import type { ContainerPool, PooledContainer } from './pool.js';
+import { relayCreateBody, RelaySidecar } from './relay.js';
 
 /** What every connection of one backend shares. */
 export interface BackendContext {
@@ -74,6 +75,8 @@ export class DockerConnection implements BackendConnection {
    * in the container's env already).
    */
   #execEnv: Record<string, string> | undefined;
+  /** The port-forwarding network helper, started on first use (connection mode). */
+  #relay: Promise<RelaySidecar> | undefined;
 
   private constructor(ctx: BackendContext, info: ConnectionInfo, image: Docker.ImageInspectInfo, user: ResolvedUser, files: readonly ContainerFile[], logger: Logger) {
     // Every long-poll `wait` of a session container listens on it: many channels are normal.
@@ -199,6 +202,84 @@ export class DockerConnection implements BackendConnection {
   close(reason: string): Promise<void> {
     this.#closing ??= this.#close(reason);
     return this.#closing;
+  }
+
+  // ---- port forwarding ----------------------------------------------------------------
+
+  async openTcp(host: string, port: number, signal?: AbortSignal): Promise<Duplex> {
+    const relay = await this.#relayFor();
+    return relay.connect(host, port, signal);
+  }
+
+  async listenTcp(bindAddress: string, port: number, onConnection: (c: InboundTcpConnection) => void, signal?: AbortSignal): Promise<TcpListener> {
+    const relay = await this.#relayFor();
+    // Like sshd's default GatewayPorts=no: only loopback connections are relayed, whatever the
+    // client asked for (see ACCEPT_SCRIPT).
+    if (!isLoopbackName(bindAddress)) this.#logger.info({ bindAddress, port }, 'reverse forward narrowed to loopback connections');
+    return relay.listen(port, onConnection, signal);
+  }
+
+  /**
+   * The sidecar sharing the connection container's network namespace, started once (a failed
+   * start is retried by the next request). Session mode has no container of the connection to
+   * share: each channel has its own, and none exists before a session starts — forwarding is
+   * refused there rather than guessing which container's network is meant.
+   */
+  #relayFor(): Promise<RelaySidecar> {
+    if (this.#ctx.options.mode !== 'connection') {
+      return Promise.reject(
+        new AirlockError('FORWARDING_UNAVAILABLE', 'port forwarding needs docker.execution.mode connection', {
+          userMessage: 'port forwarding needs a container per connection (docker.execution.mode: connection)',
+        }),
+      );
+    }
+    if (this.#closing) return Promise.reject(this.#closedError());
+    if (!this.#relay) {
+      // Not tied to the request's signal: the sidecar belongs to the connection.
+      const starting = this.#startRelay();
+      this.#relay = starting;
+      const tracked = starting.then(noop, () => {
+        if (this.#relay === starting) this.#relay = undefined;
+      });
+      this.#starting.add(tracked);
+      void tracked.then(() => this.#starting.delete(tracked));
+    }
+    return this.#relay;
+  }
+
+  async #startRelay(): Promise<RelaySidecar> {
+    const { docker, options, clock } = this.#ctx;
+    await this.#claim?.catch(noop);
+    const main = this.#main;
+    if (!main || this.#closing) throw this.#closedError();
+    const image = options.relayImage ?? RELAY_IMAGE;
+    const started = clock.now();
+    try {
+      // A local-only image (scripts/build-relay-image.sh): pulling it on every use is pointless.
+      await ensureImage(docker, image, options.imagePullPolicy === 'Never' ? 'Never' : 'IfNotPresent', {
+        timeouts: options.timeouts,
+        logger: this.#logger,
+        signal: this.#abort.signal,
+      });
+    } catch (err) {
+      throw new AirlockError('FORWARDING_FAILED', `the network helper image ${image} is not available (build it with scripts/build-relay-image.sh)`, {
+        cause: err,
+        details: { image },
+      });
+    }
+    const body = relayCreateBody({ image, labels: labels(this.#ctx, this.#info, 'relay'), workloadContainerId: main.id });
+    const container = await this.#create(body, undefined).catch((err: unknown) => {
+      throw new AirlockError('FORWARDING_FAILED', `creating the network helper: ${err instanceof Error ? err.message : String(err)}`, { cause: err, details: { image } });
+    });
+    try {
+      await container.start({ abortSignal: callSignal(options.timeouts.containerStart, this.#abort.signal) });
+    } catch (err) {
+      await this.#remove(container);
+      const e = startFailure(err, 'starting the network helper', { containerId: container.id, image });
+      throw new AirlockError('FORWARDING_FAILED', e.message, { cause: err, details: e.details });
+    }
+    this.#logger.info({ containerId: container.id, workloadContainerId: main.id, ms: clock.now() - started }, 'network helper started');
+    return new RelaySidecar({ container, timeouts: options.timeouts, clock, logger: this.#logger.child({ relay: container.id.slice(0, 12) }), signal: this.#abort.signal });
   }
 
   // ---- connection mode ----------------------------------------------------------------
@@ -362,7 +443,7 @@ export class DockerConnection implements BackendConnection {
         throw mapEngineError(err, 'EXEC_FAILED', 'attaching to the container', { containerId: container.id });
       }
       try {
-        await container.start({ abortSignal: callSignal(options.timeouts.containerStart, signal, this.#abort.signal) });
+        await container.start({ abortSignal: callSignal(options.timeouts.containerStart, this.#abort.signal) });
       } catch (err) {
         throw startFailure(err, 'starting the session container', { containerId: container.id, image: this.#info.image ?? options.container.image });
       }
@@ -502,6 +583,10 @@ export class DockerConnection implements BackendConnection {
       this.#logger.warn({ err }, 'could not list leftover containers; the reaper will remove any');
     }
   }
+}
+
+function isLoopbackName(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\./.test(address);
 }
 
 function labels(ctx: BackendContext, info: ConnectionInfo, role: ContainerRole, channelId?: number): Record<string, string> {

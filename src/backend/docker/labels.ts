@@ -21,9 +21,10 @@ export const LABEL = {
 
 /**
  * What a container is for; `probe` containers are created (never started) to read /etc/passwd;
- * `pool` containers were started ahead of time by the warm pool (claimed or not).
+ * `pool` containers were started ahead of time by the warm pool (claimed or not); `relay` is a
+ * connection's network-helper sidecar for port forwarding (relay.ts).
  */
-export type ContainerRole = 'connection' | 'session' | 'probe' | 'pool';
+export type ContainerRole = 'connection' | 'session' | 'probe' | 'pool' | 'relay';
 
 export interface LabelInput {
   readonly gatewayId: string;

@@ -30,6 +30,8 @@ export interface DockerBackendOptions {
   readonly timeouts: DockerTimeouts;
   /** Warm pool (connection mode only): containers started ahead of time; absent or size 0 = off. */
   readonly pool?: DockerPoolOptions;
+  /** Image of the port-forwarding network helper (relay.ts); default RELAY_IMAGE. */
+  readonly relayImage?: string;
   readonly logger: Logger;
   readonly clock?: Clock;
 }
@@ -93,6 +95,9 @@ export interface DockerTimeouts {
   /** Any other single Engine API call. */
   readonly http: number;
 }
+
+/** Built by scripts/build-relay-image.sh (busybox-static, no registry). */
+export const RELAY_IMAGE = 'airlock-relay:busybox';
 
 /** Secure defaults applied when the options say nothing (see README.md). */
 export const DOCKER_DEFAULTS = {
