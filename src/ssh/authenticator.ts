@@ -308,7 +308,7 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
   }
 
   async function handlePublicKey(ctx: PublicKeyAuthContext, started: number): Promise<void> {
-    const [attemptType, , failType] = AUDIT.publickey;
+    const [attemptType, , failType, errorType] = AUDIT.publickey;
     const username = loggableLoginName(ctx.username);
     const { authorizedKey, fingerprint } = describePublicKey(ctx.key.algo, ctx.key.data);
     const credential: PublicKeyCredential = {
@@ -332,6 +332,8 @@ export function attachAuthenticator(deps: AuthenticatorDeps): void {
       deps.recording.event(attemptType, null, { username, fingerprint, probe: true });
       if (decision.outcome === 'accept') ctx.accept();
       else {
+        // The key's verdict: the client will not sign with a key refused here, so this is its outcome.
+        deps.recording.event(decision.outcome === 'error' ? errorType : failType, null, { username, fingerprint, probe: true, reason: decision.reason });
         logAttempt(username, 'publickey', decision, started, fingerprint);
         fail(ctx, decision, 'publickey', 'probe');
       }

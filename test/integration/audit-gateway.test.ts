@@ -10,6 +10,8 @@ import { execFile } from 'node:child_process';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { once } from 'node:events';
+import ssh2 from 'ssh2';
 import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
 import { ssh, sshArgs } from '../helpers/ssh.js';
 import { openTerminal } from '../helpers/tmux.js';
@@ -130,6 +132,40 @@ describe('audit through the gateway (file storage, both formats)', () => {
     } finally {
       await copy.cleanup();
     }
+  });
+
+  it('signals and failed logins: signal (406), exit signal (498), public-key failure (106) with the fingerprint only', async () => {
+    const client = new ssh2.Client();
+    client.on('error', () => undefined);
+    const ready = once(client, 'ready');
+    client.connect({ host: '127.0.0.1', port: gw.port, username: 'alice', privateKey: await readFile(fx.alice.path) });
+    await ready;
+    try {
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec('echo sig-audit; exec sleep 100', (err, c) => (err ? reject(err) : resolve(c))));
+      await once(ch, 'data');
+      const exited = once(ch, 'exit');
+      ch.signal('TERM');
+      await exited;
+    } finally {
+      client.end();
+    }
+    const { dir } = await storedRecording(gw, storage.path, (m) => m.channels.some((c) => c.command?.includes('sig-audit')));
+    const msgs = await messages(dir);
+    assert.deepEqual(msgs.find((m) => m.type === AuditType.ChannelRequestSignal)?.payload, { signal: 'TERM' });
+    assert.equal(msgs.find((m) => m.type === AuditType.ExitSignal)?.payload['signal'], 'TERM');
+    assert.ok(msgs.findIndex((m) => m.type === AuditType.ChannelRequestSignal) < msgs.findIndex((m) => m.type === AuditType.ExitSignal));
+
+    const refused = await ssh(gw, { user: 'alice', identity: fx.stranger.path, command: 'true' });
+    assert.equal(refused.code, 255);
+    const fingerprint = (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${fx.stranger.path}.pub`])).stdout.split(' ')[1];
+    const failed = await storedRecording(gw, storage.path, (m) => m.identity === undefined);
+    const failMsgs = await messages(failed.dir);
+    const fail = failMsgs.find((m) => m.type === AuditType.PubkeyFail);
+    assert.ok(fail, `a public-key failure event in ${failMsgs.map((m) => m.type).join(',')}`);
+    assert.equal(fail.payload['fingerprint'], fingerprint);
+    const keyBlob = (await readFile(`${fx.stranger.path}.pub`, 'utf8')).split(' ')[1] as string;
+    assert.ok(!(await readFile(join(failed.dir, 'audit.airlock'), 'latin1')).includes(keyBlob.slice(20, 60)), 'the key itself is never recorded');
+    assert.ok(!failMsgs.some((m) => m.type === AuditType.NewChannelSuccessful), 'nothing ran');
   });
 
   it('an interactive shell: pty, resize, typed commands with line editing, a cast asciinema plays', async () => {
