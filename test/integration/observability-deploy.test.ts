@@ -54,12 +54,12 @@ describe('deploy/examples: each one passes `airlock config check`', () => {
     return { code: r.status ?? 1, output: r.stdout + r.stderr };
   }
 
-  it('covers the four use cases', async () => {
+  it('covers the use cases', async () => {
     const files = (await readdir(EXAMPLES)).filter((f) => f.endsWith('.yaml')).sort();
-    assert.deepEqual(files, ['bastion-webhook.yaml', 'ci-debug-broker.yaml', 'demo.yaml', 'podman.yaml']);
+    assert.deepEqual(files, ['bastion-ssh-ca.yaml', 'bastion-webhook.yaml', 'ci-debug-broker.yaml', 'demo.yaml', 'podman.yaml']);
   });
 
-  for (const name of ['bastion-webhook.yaml', 'demo.yaml', 'podman.yaml']) {
+  for (const name of ['bastion-ssh-ca.yaml', 'bastion-webhook.yaml', 'demo.yaml', 'podman.yaml']) {
     it(name, async () => {
       const r = await check(name);
       assert.equal(r.code, 0, r.output);
@@ -82,6 +82,10 @@ describe('deploy/examples: each one passes `airlock config check`', () => {
     assert.equal(bastion.auth.publicKey.method, 'webhook');
     assert.equal(bastion.auth.password.method, 'webhook');
     assert.equal(bastion.metrics.enable && bastion.health.enable, true);
+    const ca = await load('bastion-ssh-ca.yaml');
+    assert.equal(ca.auth.publicKey.trustedUserCAKeys?.length, 1);
+    assert.equal(ca.ssh.hostcerts.length, 1);
+    assert.equal(ca.security.forwarding?.forwardingMode, 'enable');
     const ci = await load('ci-debug-broker.yaml');
     assert.equal(ci.auth.publicKey.method, 'none', 'token logins only');
     assert.equal(ci.broker?.serveApi, true);
