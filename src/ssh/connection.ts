@@ -199,7 +199,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
       const channel = openSessionChannel({
         channelId,
-        session: accept(),
+        accept,
+        reject,
         workload: () => workload ?? Promise.reject(new Error('not authenticated')),
         envAllowed: deps.options.envAllowed,
         policy: sessionPolicy,

@@ -1,15 +1,22 @@
 import { finished } from 'node:stream/promises';
-import type { Session, ServerChannel } from 'ssh2';
+import type { AcceptSftpConnection, Session, ServerChannel, SFTPWrapper } from 'ssh2';
 import type { Logger } from 'pino';
-import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec } from '../backend/backend.js';
+import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec, WorkloadFiles } from '../backend/backend.js';
 import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
+import { chooseSftpServer } from './sftp-route.js';
+import { serveSftp, type SftpSession } from './sftp-server.js';
 
 export interface SessionChannelDeps {
   readonly channelId: number;
-  readonly session: Session;
+  /**
+   * Confirms the channel open. Called once it is known who serves SFTP on it (see
+   * sftp-route.ts); `reject` instead when the connection ended meanwhile.
+   */
+  readonly accept: () => Session;
+  readonly reject: () => void;
   /** Resolves to the connection's workload (started once at login, shared by its channels). */
   readonly workload: () => Promise<BackendConnection>;
   readonly envAllowed: (name: string) => boolean;
@@ -41,89 +48,149 @@ export interface SessionChannel {
  * and reports exit-status or exit-signal before closing.
  */
 export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
-  const { session, logger, recording, channelId } = deps;
+  const { logger, recording, channelId } = deps;
   const env: Record<string, string> = {};
   let pty: PtySpec | undefined;
   let started = false;
   let channel: ServerChannel | undefined;
   let proc: Process | undefined;
+  let sftp: { readonly wrapper: SFTPWrapper; readonly session: SftpSession } | undefined;
+  let accepted = false;
   let closed = false;
   const pendingLines: string[] = [];
   const policy = deps.policy ?? createSessionPolicy(PERMISSIVE_SECURITY);
 
-  session.on('pty', (accept, reject, info) => {
-    const answer = policy.pty();
-    recording.event(AuditType.ChannelRequestPty, channelId, { term: info.term, cols: info.cols, rows: info.rows, allowed: answer.allowed });
-    if (!answer.allowed) {
-      // OpenSSH goes on without a terminal; the line tells the user why.
-      logger.info({ channelId, code: 'POLICY_DENIED', request: 'pty' }, 'pty request refused by policy');
-      pendingLines.push(answer.message + '\r\n');
-      reject?.();
+  void chooseSftpServer(deps.workload, policy, logger).then((server) => {
+    if (closed) {
+      // Ended (shutdown, idle, client gone) before the channel was confirmed.
+      try {
+        deps.reject();
+      } catch {
+        // the transport is already gone
+      }
       return;
     }
-    pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
-    accept?.();
-  });
+    accepted = true;
+    const session = deps.accept();
+    attach(session);
+    if (server === 'gateway') session.on('sftp', (accept, reject) => onGatewaySftp(accept, reject));
+  }).catch((err: unknown) => logger.error({ channelId, err }, 'session channel could not be opened'));
 
-  session.on('env', (accept, reject, info) => {
-    const allowed = deps.envAllowed(info.key);
-    recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
-    if (!allowed || started) {
-      logger.debug({ channelId, name: info.key }, 'env request refused by policy');
-      reject?.();
-      return;
-    }
-    env[info.key] = info.val;
-    accept?.();
-  });
-
-  session.on('window-change', (accept, _reject, info) => {
-    recording.event(AuditType.ChannelRequestWindow, channelId, { cols: info.cols, rows: info.rows });
-    if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
-    accept?.();
-    proc
-      ?.resize(info.cols, info.rows)
-      .then(() => logger.debug({ channelId, cols: info.cols, rows: info.rows }, 'window resized'))
-      .catch((err: unknown) => {
-        logger.warn({ channelId, code: toAirlockError(err).code, err }, 'window resize failed');
-      });
-  });
-
-  session.on('signal', (accept, reject, info) => {
-    recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
-    const answer = policy.signal(info.name);
-    if (!proc || !answer.allowed) {
-      if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
-      reject?.();
-      return;
-    }
-    accept?.();
-    proc.signal(info.name).catch((err: unknown) => {
-      logger.warn({ channelId, signal: info.name, code: toAirlockError(err).code, err }, 'signal delivery failed');
+  function attach(session: Session) {
+    session.on('pty', (accept, reject, info) => {
+      const answer = policy.pty();
+      recording.event(AuditType.ChannelRequestPty, channelId, { term: info.term, cols: info.cols, rows: info.rows, allowed: answer.allowed });
+      if (!answer.allowed) {
+        // OpenSSH goes on without a terminal; the line tells the user why.
+        logger.info({ channelId, code: 'POLICY_DENIED', request: 'pty' }, 'pty request refused by policy');
+        pendingLines.push(answer.message + '\r\n');
+        reject?.();
+        return;
+      }
+      pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
+      accept?.();
     });
-  });
 
-  session.on('exec', (accept, reject, info) => {
-    recording.event(AuditType.ChannelRequestExec, channelId, { command: info.command });
-    start(accept, reject, 'exec', info.command);
-  });
-  session.on('shell', (accept, reject) => {
-    recording.event(AuditType.ChannelRequestShell, channelId, {});
-    start(accept, reject, 'shell', '');
-  });
-  session.on('subsystem', (accept, reject, info) => {
-    recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
-    start(accept, reject, 'subsystem', info.name);
-  });
+    session.on('env', (accept, reject, info) => {
+      const allowed = deps.envAllowed(info.key);
+      recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
+      if (!allowed || started) {
+        logger.debug({ channelId, name: info.key }, 'env request refused by policy');
+        reject?.();
+        return;
+      }
+      env[info.key] = info.val;
+      accept?.();
+    });
 
-  session.on('close', () => {
-    if (closed) return;
-    closed = true;
-    recording.event(AuditType.Close, channelId, {});
-    // The client went away (or closed the channel): the program has no one to talk to.
-    void proc?.kill();
-    deps.onClosed();
-  });
+    session.on('window-change', (accept, _reject, info) => {
+      recording.event(AuditType.ChannelRequestWindow, channelId, { cols: info.cols, rows: info.rows });
+      if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
+      accept?.();
+      proc
+        ?.resize(info.cols, info.rows)
+        .then(() => logger.debug({ channelId, cols: info.cols, rows: info.rows }, 'window resized'))
+        .catch((err: unknown) => {
+          logger.warn({ channelId, code: toAirlockError(err).code, err }, 'window resize failed');
+        });
+    });
+
+    session.on('signal', (accept, reject, info) => {
+      recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
+      const answer = policy.signal(info.name);
+      if (!proc || !answer.allowed) {
+        if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
+        reject?.();
+        return;
+      }
+      accept?.();
+      proc.signal(info.name).catch((err: unknown) => {
+        logger.warn({ channelId, signal: info.name, code: toAirlockError(err).code, err }, 'signal delivery failed');
+      });
+    });
+
+    session.on('exec', (accept, reject, info) => {
+      recording.event(AuditType.ChannelRequestExec, channelId, { command: info.command });
+      start(accept, reject, 'exec', info.command);
+    });
+    session.on('shell', (accept, reject) => {
+      recording.event(AuditType.ChannelRequestShell, channelId, {});
+      start(accept, reject, 'shell', '');
+    });
+    session.on('subsystem', (accept, reject, info) => {
+      recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
+      start(accept, reject, 'subsystem', info.name);
+    });
+
+    session.on('close', () => {
+      if (closed) return;
+      closed = true;
+      recording.event(AuditType.Close, channelId, {});
+      // The client went away (or closed the channel): the program has no one to talk to.
+      void proc?.kill();
+      void sftp?.session.abort();
+      deps.onClosed();
+    });
+  }
+
+  /** An "sftp" subsystem request the gateway serves itself (the workload has no sftp-server). */
+  function onGatewaySftp(accept: AcceptSftpConnection | undefined, reject: (() => void) | undefined) {
+    recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: 'sftp' });
+    if (started || !accept) {
+      reject?.();
+      return;
+    }
+    started = true;
+    void serveGatewaySftp(accept);
+  }
+
+  async function serveGatewaySftp(accept: AcceptSftpConnection) {
+    // Accepted at once: ssh2 drops data that arrives before, and OpenSSH's INIT follows the
+    // request without waiting for the answer. Requests wait for the files instead.
+    const wrapper = accept();
+    for (const line of pendingLines.splice(0)) sftpStderr(wrapper, line.trimEnd());
+    const ready = (async () => {
+      const workload = await deps.workload();
+      if (!workload.openFiles) throw new AirlockError('EXEC_FAILED', 'the backend has no file access');
+      return workload.openFiles({ channelId });
+    })();
+    const session = serveSftp({ sftp: wrapper, files: ready, channelId, logger, recording, onActivity: deps.onActivity, now: Date.now });
+    sftp = { wrapper, session };
+    let files: WorkloadFiles;
+    try {
+      files = await ready;
+    } catch (err) {
+      const e = toAirlockError(err, 'EXEC_FAILED');
+      logger.error({ channelId, code: e.code, err: e, kind: 'subsystem', servedBy: 'gateway' }, 'session program could not start');
+      sftpStderr(wrapper, userLine(e));
+      await session.abort();
+      return;
+    }
+    logger.info({ channelId, kind: 'subsystem', servedBy: 'gateway' }, 'session program started');
+    await session.done;
+    await files.close().catch((err: unknown) => logger.warn({ channelId, err }, 'could not release the file access'));
+    logger.info({ channelId, servedBy: 'gateway' }, 'session program ended');
+  }
 
   function start(accept: (() => ServerChannel) | undefined, reject: (() => void) | undefined, kind: ProcessRequest['kind'], command: string) {
     if (started || !accept) {
@@ -221,20 +288,44 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     notify(line) {
       if (closed) return;
       if (channel) channel.stderr.write(line + '\r\n');
+      else if (sftp) sftpStderr(sftp.wrapper, line);
       else pendingLines.push(line + '\r\n');
     },
     terminate(line) {
       if (closed) return;
+      if (!accepted) {
+        // Not confirmed yet: the open is refused once the routing answer is in.
+        closed = true;
+        deps.onClosed();
+        return;
+      }
       if (channel) {
         channel.stderr.write(line + '\r\n');
         channel.exit(GATEWAY_FAILURE_STATUS);
         channel.end();
+      } else if (sftp) {
+        sftpStderr(sftp.wrapper, line);
+        void sftp.session.abort();
       } else {
-        session.removeAllListeners('exec');
-        session.removeAllListeners('shell');
-        session.removeAllListeners('subsystem');
+        // No program yet: refuse whatever is asked next (the session's close follows).
+        started = true;
       }
       void proc?.kill();
     },
   };
+}
+
+/**
+ * ssh2's SFTPWrapper has no stderr, but its channel takes extended data like any other
+ * (RFC 4254 §5.2, SSH_EXTENDED_DATA_STDERR = 1), and OpenSSH's client prints it — the only way
+ * to tell an SFTP user why. One short line, so the peer's window (2 MiB fresh) always has room.
+ */
+function sftpStderr(wrapper: SFTPWrapper, line: string): void {
+  const internals = wrapper as unknown as {
+    _protocol?: { channelExtData?: (id: number, data: Buffer, type: number) => void };
+    outgoing?: { id: number; state: string };
+  };
+  const out = internals.outgoing;
+  if (!out || out.state !== 'open' || typeof internals._protocol?.channelExtData !== 'function') return;
+  internals._protocol.channelExtData(out.id, Buffer.from(line + '\r\n'), 1);
 }
