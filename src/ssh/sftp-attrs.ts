@@ -4,7 +4,7 @@
  */
 import { posix } from 'node:path';
 import type { AttributeChanges, FileAttributes } from '../backend/backend.js';
-import type { FileErrorKind } from '../backend/file-error.js';
+import { WorkloadFileError, type FileErrorKind } from '../backend/file-error.js';
 import type { OpenFileMode } from './sftp-file.js';
 
 /** SSH_FXF_* (§6.3). */
@@ -90,8 +90,12 @@ export function wireAttributes(a: FileAttributes): WireAttributes {
   return { mode: a.mode, uid: a.uid, gid: a.gid, size: a.size, atime: a.atime, mtime: a.mtime };
 }
 
-/** SFTP's "." is the program's start directory; paths are resolved lexically (no symlinks). */
+/**
+ * SFTP's "." is the program's start directory; paths are resolved lexically (no symlinks).
+ * No file name can hold a NUL byte, and none could be passed to a program.
+ */
 export function resolvePath(home: string, path: string): string {
+  if (path.includes('\0')) throw new WorkloadFileError('no-such-file', 'No such file or directory');
   return posix.resolve(home, path === '' ? '.' : path);
 }
 

@@ -21,6 +21,8 @@ interface ReaderAt {
   readonly reader: FileReader;
   readonly bytes: ByteReader;
   pos: number;
+  /** The reader reached the end of the file at `pos`. */
+  eof: boolean;
 }
 
 interface WriterAt {
@@ -64,13 +66,16 @@ export class OpenFile {
     return this.#serial(async () => {
       if (!this.#mode.read) throw new WorkloadFileError('permission-denied', 'the file is not open for reading');
       await this.#finishWriter();
+      // Clients keep reads in flight past the end: answer those without reopening.
+      if (this.#reader?.eof && offset >= this.#reader.pos) return null;
       const at = await this.#readerAt(offset);
       const data = await at.bytes.read(length);
-      if (data === null) {
-        // EOF, or the reader failed: its error says which.
+      if (data === null || data.length < length) {
+        // The end of the file, or the reader failed: its error says which.
         await at.reader.finished;
-        return null;
+        at.eof = true;
       }
+      if (data === null) return null;
       at.pos += data.length;
       this.bytesRead += data.length;
       return data;
@@ -143,7 +148,8 @@ export class OpenFile {
     if (current && offset > current.pos && offset - current.pos <= SKIP_LIMIT) {
       const skipped = await current.bytes.read(offset - current.pos);
       current.pos += skipped?.length ?? 0;
-      if (current.pos === offset) return current;
+      // Short: the file ends before the offset, and the read finds the end at once.
+      return current;
     }
     await this.#closeReader();
     const at = readerAt(await this.#files.openRead(this.path, offset), offset);
@@ -246,7 +252,7 @@ export class ByteReader {
 }
 
 function readerAt(reader: FileReader, pos: number): ReaderAt {
-  return { reader, bytes: new ByteReader(reader.stream), pos };
+  return { reader, bytes: new ByteReader(reader.stream), pos, eof: false };
 }
 
 function drained(stream: NodeJS.WritableStream & { destroyed?: boolean }): Promise<void> {
