@@ -7,6 +7,7 @@ import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 import { chooseSftpServer } from './sftp-route.js';
+import { sftpStderr } from './sftp-channel.js';
 import { serveSftp, type SftpSession } from './sftp-server.js';
 
 export interface SessionChannelDeps {
@@ -148,7 +149,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       recording.event(AuditType.Close, channelId, {});
       // The client went away (or closed the channel): the program has no one to talk to.
       void proc?.kill();
-      void sftp?.session.abort();
+      void sftp?.session.abort(GATEWAY_FAILURE_STATUS);
       deps.onClosed();
     });
   }
@@ -183,7 +184,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       const e = toAirlockError(err, 'EXEC_FAILED');
       logger.error({ channelId, code: e.code, err: e, kind: 'subsystem', servedBy: 'gateway' }, 'session program could not start');
       sftpStderr(wrapper, userLine(e));
-      await session.abort();
+      await session.abort(GATEWAY_FAILURE_STATUS);
       return;
     }
     logger.info({ channelId, kind: 'subsystem', servedBy: 'gateway' }, 'session program started');
@@ -305,7 +306,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
         channel.end();
       } else if (sftp) {
         sftpStderr(sftp.wrapper, line);
-        void sftp.session.abort();
+        void sftp.session.abort(GATEWAY_FAILURE_STATUS);
       } else {
         // No program yet: refuse whatever is asked next (the session's close follows).
         started = true;
@@ -313,19 +314,4 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       void proc?.kill();
     },
   };
-}
-
-/**
- * ssh2's SFTPWrapper has no stderr, but its channel takes extended data like any other
- * (RFC 4254 §5.2, SSH_EXTENDED_DATA_STDERR = 1), and OpenSSH's client prints it — the only way
- * to tell an SFTP user why. One short line, so the peer's window (2 MiB fresh) always has room.
- */
-function sftpStderr(wrapper: SFTPWrapper, line: string): void {
-  const internals = wrapper as unknown as {
-    _protocol?: { channelExtData?: (id: number, data: Buffer, type: number) => void };
-    outgoing?: { id: number; state: string };
-  };
-  const out = internals.outgoing;
-  if (!out || out.state !== 'open' || typeof internals._protocol?.channelExtData !== 'function') return;
-  internals._protocol.channelExtData(out.id, Buffer.from(line + '\r\n'), 1);
 }

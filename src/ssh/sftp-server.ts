@@ -5,6 +5,7 @@ import { WorkloadFileError } from '../backend/file-error.js';
 import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { toAirlockError } from '../core/errors.js';
+import { sftpExit } from './sftp-channel.js';
 import { OpenFile } from './sftp-file.js';
 import { STATUS, changesOf, longName, openModeOf, resolvePath, statusOf, wireAttributes, type RequestAttributes } from './sftp-attrs.js';
 
@@ -41,8 +42,8 @@ export interface SftpServeDeps {
 export interface SftpSession {
   /** Resolves once the channel has closed and every open handle was stopped. */
   readonly done: Promise<void>;
-  /** Stops every open handle and closes the channel (the connection is ending). */
-  abort(): Promise<void>;
+  /** Stops every open handle and closes the channel with this exit status (the gateway ends it). */
+  abort(exitStatus: number): Promise<void>;
 }
 
 interface OpenDir {
@@ -282,8 +283,9 @@ export function serveSftp(deps: SftpServeDeps): SftpSession {
     await Promise.all(open.map((h) => (h.kind === 'file' ? h.file.abort() : undefined)));
     resolveDone();
   };
-  // The client sent EOF (sftp exits) or closed the channel: close our side too.
+  // The client sent EOF (sftp exits): the "program" ended well; close our side too.
   sftp.on('end', () => {
+    sftpExit(sftp, 0);
     sftp.end();
     void finish();
   });
@@ -291,7 +293,8 @@ export function serveSftp(deps: SftpServeDeps): SftpSession {
 
   return {
     done,
-    async abort() {
+    async abort(exitStatus) {
+      sftpExit(sftp, exitStatus);
       sftp.end();
       await finish();
     },

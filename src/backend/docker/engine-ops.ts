@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { retry } from '../../core/retry.js';
 import { AirlockError } from '../../core/errors.js';
 import { isNotFound, mapEngineError, statusCodeOf } from './engine-errors.js';
-import { DockerStreamDemuxer } from './stream-demux.js';
+import { DockerStreamDemuxer, type StdoutFilter } from './stream-demux.js';
 
 /** Small typed wrappers around the Engine calls the backend makes more than once. */
 
@@ -139,6 +139,8 @@ export interface ExecStreamOptions {
   /** Attach stdin (the caller writes it through `stream`). */
   readonly stdin: boolean;
   readonly signal: AbortSignal;
+  /** Sees stdout first (e.g. to take a marker line off it). */
+  readonly stdoutFilter?: StdoutFilter;
 }
 
 export interface ExecStream {
@@ -160,7 +162,7 @@ export async function startExecStream(container: Docker.Container, cmd: readonly
     abortSignal: options.signal,
   });
   const stream = await startExecHijacked(exec, { hijack: true, stdin: options.stdin, Detach: false, Tty: false, abortSignal: options.signal });
-  return { exec, stream, demux: new DockerStreamDemuxer(stream, { multiplexed: true }) };
+  return { exec, stream, demux: new DockerStreamDemuxer(stream, { multiplexed: true, ...(options.stdoutFilter ? { stdoutFilter: options.stdoutFilter } : {}) }) };
 }
 
 /**

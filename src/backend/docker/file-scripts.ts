@@ -45,21 +45,23 @@ export const LIST_SCRIPT = [
 
 /**
  * Opens a file for reading at offset $2. The redirection is the real open(2) as the user (so
- * "Permission denied" is the kernel's answer); then one line on stderr — `airlock-open <pid>
- * <stat>` — says the file is open, and dd streams it (`$$` is dd's PID after `exec`).
+ * "Permission denied" is the kernel's answer); then one line on stdout — `airlock-open <pid>
+ * <stat>` — says the file is open, and dd streams the file right behind it (`$$` is dd's PID
+ * after `exec`). On stdout, not stderr: the Engine copies the two from separate pipes, so a
+ * line on stderr may arrive after file data that nobody reads before the line came.
  */
 export const READ_SCRIPT = [
   `[ -d "$1" ] && { echo "Is a directory" >&2; exit 1; }`,
   'exec 0<"$1" || exit 1',
   `s=$(stat -L -c '${FORMAT}' "$1") || exit 1`,
-  'echo "airlock-open $$ $s" >&2',
+  'echo "airlock-open $$ $s"',
   'exec dd bs=65536 skip="$2" iflag=skip_bytes status=none',
 ].join('\n');
 
 /**
  * Opens a file for writing: $1 path, $2 flags (c create, t truncate, x exclusive, a append),
  * $3 the new file's mode in octal (umask applies, as with open(2)) or empty, $4 the offset.
- * The shell's redirection creates/truncates the file as the user; then the open line on stderr,
+ * The shell's redirection creates/truncates the file as the user; then the open line on stdout,
  * then dd writes stdin into the file from the offset without truncating it.
  */
 export const WRITE_SCRIPT = [
@@ -74,7 +76,7 @@ export const WRITE_SCRIPT = [
   `case $2 in *x*) set -C; exec 3>"$f" ;; *t*) exec 3>"$f" ;; *) exec 3>>"$f" ;; esac`,
   'exec 3>&-',
   `if [ "$new" = 1 ] && [ -n "$3" ]; then chmod "$(printf '%o' $(( 0$3 & ~0$(umask) )))" "$f" || exit 1; fi`,
-  'echo "airlock-open $$" >&2',
+  'echo "airlock-open $$"',
   `case $2 in *a*) exec dd of="$f" bs=65536 oflag=append conv=notrunc status=none ;; esac`,
   'exec dd of="$f" bs=65536 seek="$4" oflag=seek_bytes conv=notrunc status=none',
 ].join('\n');

@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { AttributeChanges, DirectoryEntry, FileAttributes, FileReader, FileWriter, OpenWriteFlags, WorkloadFiles } from '../backend.js';
@@ -30,6 +28,7 @@ import {
 } from './file-scripts.js';
 import type { DockerTimeouts } from './options.js';
 import { createStdinWriter } from './stdin-writer.js';
+import type { StdoutFilter } from './stream-demux.js';
 
 export interface DockerFilesDeps {
   /** A running container (the connection's, or one started for this channel in session mode). */
@@ -186,17 +185,19 @@ export class DockerWorkloadFiles implements WorkloadFiles {
   async #openStream(script: string, args: ReadonlyArray<string | number | undefined>, stdin: boolean): Promise<ActiveStream> {
     const { container, user, timeouts } = this.#deps;
     this.#throwIfClosing();
+    const openLine = new OpenLineFilter();
     let exec: ExecStream;
     try {
       exec = await startExecStream(container, scriptArgv(script, ...args), {
         user,
         stdin,
         signal: callSignal(timeouts.commandStart, this.#abort.signal, this.#deps.signal),
+        stdoutFilter: openLine,
       });
     } catch (err) {
       throw this.#engineFailure(err);
     }
-    const active = new ActiveStream(exec, this.#deps);
+    const active = new ActiveStream(exec, openLine, this.#deps);
     this.#streams.add(active);
     void active.finished.catch(() => undefined).then(() => this.#streams.delete(active));
     try {
@@ -225,8 +226,56 @@ export class DockerWorkloadFiles implements WorkloadFiles {
 }
 
 /**
- * One streaming exec (READ_SCRIPT or WRITE_SCRIPT): resolves `opened` on its open line,
- * `finished` when it ended (rejecting with the tool's error unless we stopped it).
+ * Takes the scripts' open line (`airlock-open <pid> [<stat>]`, see file-scripts.ts) off the
+ * front of stdout and passes everything after it through untouched.
+ */
+class OpenLineFilter implements StdoutFilter {
+  passthrough = false;
+  /** The parsed line, or undefined when stdout ended (or went on) without one. */
+  readonly result: Promise<{ pid: number; attrs?: FileAttributes } | undefined>;
+  #resolve!: (line: { pid: number; attrs?: FileAttributes } | undefined) => void;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+
+  constructor() {
+    this.result = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  feed(chunk: Buffer): Buffer | undefined {
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+    const all = this.#held.length === 1 ? chunk : Buffer.concat(this.#held, this.#heldBytes);
+    this.#held = [all];
+    const newline = all.indexOf(0x0a);
+    if (newline < 0) {
+      if (this.#heldBytes <= OPEN_LINE_LIMIT) return undefined;
+      this.#done(undefined);
+      return undefined;
+    }
+    this.#done(parseOpenLine(all.subarray(0, newline).toString('utf8')));
+    return all.subarray(newline + 1);
+  }
+
+  flush(): Buffer | undefined {
+    this.#done(undefined);
+    return undefined;
+  }
+
+  #done(line: { pid: number; attrs?: FileAttributes } | undefined): void {
+    this.passthrough = true;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#resolve(line);
+  }
+}
+
+/** Longer than any open line (a pid and nine stat fields). */
+const OPEN_LINE_LIMIT = 4096;
+
+/**
+ * One streaming exec (READ_SCRIPT or WRITE_SCRIPT): `opened` resolves on its open line and
+ * rejects (with the tool's error) when it ended without one; `finished` resolves when it ended
+ * well and rejects with the tool's error otherwise, unless we stopped it.
  */
 class ActiveStream {
   readonly exec: ExecStream;
@@ -235,14 +284,32 @@ class ActiveStream {
   pid: number | undefined;
   attrs: FileAttributes | undefined;
   readonly #deps: DockerFilesDeps;
+  readonly #stderrDone: Promise<void>;
   #stderr = '';
   #stopped = false;
   #ended = false;
 
-  constructor(exec: ExecStream, deps: DockerFilesDeps) {
+  constructor(exec: ExecStream, openLine: OpenLineFilter, deps: DockerFilesDeps) {
     this.exec = exec;
     this.#deps = deps;
-    this.opened = this.#readOpenLine(exec.demux.stderr);
+    const stderr = exec.demux.stderr;
+    stderr.on('data', (chunk: Buffer) => {
+      if (this.#stderr.length < STDERR_LIMIT) this.#stderr += chunk.toString('utf8');
+    });
+    this.#stderrDone = new Promise((resolve) => {
+      stderr.once('end', resolve);
+      stderr.once('close', resolve);
+    });
+    this.opened = openLine.result.then(async (line) => {
+      if (line) {
+        this.pid = line.pid;
+        this.attrs = line.attrs;
+        return;
+      }
+      // No open line: the script failed before opening the file; its message says why.
+      await this.#stderrDone;
+      throw fileErrorFromText(this.#stderr);
+    });
     this.finished = this.#finish();
     this.opened.catch(() => undefined);
     this.finished.catch(() => undefined);
@@ -266,43 +333,6 @@ class ActiveStream {
     await this.finished.catch(() => undefined);
   }
 
-  /**
-   * The first stderr line is the open line, or else the script failed before opening the file;
-   * either way stderr is read to its end (capped), so the error message is complete.
-   */
-  #readOpenLine(stderr: Readable): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let head = '';
-      let decided = false;
-      stderr.on('data', (chunk: Buffer) => {
-        if (decided) {
-          if (this.#stderr.length < STDERR_LIMIT) this.#stderr += chunk.toString('utf8');
-          return;
-        }
-        head += chunk.toString('utf8');
-        const newline = head.indexOf('\n');
-        if (newline < 0 && head.length <= STDERR_LIMIT) return;
-        decided = true;
-        const parsed = newline >= 0 ? parseOpenLine(head.slice(0, newline)) : undefined;
-        if (!parsed) {
-          this.#stderr = head; // an error message came first
-          return;
-        }
-        this.pid = parsed.pid;
-        this.attrs = parsed.attrs;
-        this.#stderr = head.slice(newline + 1);
-        resolve();
-      });
-      const ended = () => {
-        if (!decided) this.#stderr = head;
-        // Resolved already when the open line came; otherwise the script ended without opening.
-        reject(fileErrorFromText(this.#stderr));
-      };
-      stderr.once('end', ended);
-      stderr.once('close', ended);
-    });
-  }
-
   async #finish(): Promise<void> {
     const { timeouts, clock } = this.#deps;
     await this.exec.demux.finished;
@@ -316,9 +346,7 @@ class ActiveStream {
       throw new WorkloadFileError('failure', 'the file transfer ended without a status', { cause: err });
     }
     if (code !== 0) {
-      // The last stderr chunk may still be on its way to the listener.
-      const stderr = this.exec.demux.stderr;
-      if (!stderr.readableEnded && !stderr.destroyed) await Promise.race([once(stderr, 'end'), once(stderr, 'close')]).catch(() => undefined);
+      await this.#stderrDone;
       throw fileErrorFromText(this.#stderr);
     }
   }
