@@ -1,4 +1,4 @@
-import type { Connection, ClientInfo } from 'ssh2';
+import type { Connection, ClientInfo, Session } from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthMethod, AuthProvider } from '../auth/provider.js';
 import type { Backend, BackendConnection, ConnectionInfo, MetadataMap } from '../backend/backend.js';
@@ -12,6 +12,7 @@ import { attachAuthenticator, type AuthenticatedIdentity } from './authenticator
 import { openSessionChannel, type SessionChannel } from './session-channel.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY } from './policy.js';
 import { loginNotice } from './login-notice.js';
+import { chooseSftpServer, type SftpServer } from './sftp-route.js';
 import type { SshOptions } from './options.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 
@@ -83,6 +84,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   let identity: AuthenticatedIdentity | undefined;
   let workload: Promise<BackendConnection> | undefined;
   let nextChannelId = 0;
+  /** Session channels waiting for their open to be confirmed (see client.on('session')). */
+  let opening = 0;
   let ending = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -190,17 +193,32 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
 
     client.on('session', (accept, reject) => {
       const channelId = nextChannelId++;
-      if (ending || (deps.options.maxSessions >= 0 && sessions.size >= deps.options.maxSessions)) {
+      if (ending || (deps.options.maxSessions >= 0 && sessions.size + opening >= deps.options.maxSessions)) {
         logger.warn({ channelId, maxSessions: deps.options.maxSessions }, 'session channel refused');
         recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
         reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
         return;
       }
+      // Who serves SFTP on the channel must be known before it is accepted (sftp-route.ts);
+      // the answer needs the workload, which the channel's program needs anyway.
+      opening++;
+      void chooseSftpServer(() => workload ?? Promise.reject(new Error('not authenticated')), sessionPolicy, logger)
+        .then((sftpServer) => {
+          opening--;
+          if (!ending) return openSession(channelId, accept(), sftpServer);
+          // The connection ended meanwhile (shutdown, idle, deadline, the client left).
+          recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
+          reject();
+        })
+        .catch((err: unknown) => logger.debug({ channelId, err }, 'session channel could not be answered'));
+    });
+
+    function openSession(channelId: number, session: Session, sftpServer: SftpServer) {
       recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
       const channel = openSessionChannel({
         channelId,
-        accept,
-        reject,
+        session,
+        sftpServer,
         workload: () => workload ?? Promise.reject(new Error('not authenticated')),
         envAllowed: deps.options.envAllowed,
         policy: sessionPolicy,
@@ -220,7 +238,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         },
       });
       sessions.add(channel);
-    });
+    }
   });
 
   function scheduleDeadline(at: number) {

@@ -6,18 +6,15 @@ import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
-import { chooseSftpServer } from './sftp-route.js';
+import type { SftpServer } from './sftp-route.js';
 import { sftpStderr } from './sftp-channel.js';
 import { serveSftp, type SftpSession } from './sftp-server.js';
 
 export interface SessionChannelDeps {
   readonly channelId: number;
-  /**
-   * Confirms the channel open. Called once it is known who serves SFTP on it (see
-   * sftp-route.ts); `reject` instead when the connection ended meanwhile.
-   */
-  readonly accept: () => Session;
-  readonly reject: () => void;
+  readonly session: Session;
+  /** Who serves an "sftp" request, decided before the channel was accepted (sftp-route.ts). */
+  readonly sftpServer?: SftpServer;
   /** Resolves to the connection's workload (started once at login, shared by its channels). */
   readonly workload: () => Promise<BackendConnection>;
   readonly envAllowed: (name: string) => boolean;
@@ -49,110 +46,93 @@ export interface SessionChannel {
  * and reports exit-status or exit-signal before closing.
  */
 export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
-  const { logger, recording, channelId } = deps;
+  const { session, logger, recording, channelId } = deps;
   const env: Record<string, string> = {};
   let pty: PtySpec | undefined;
   let started = false;
   let channel: ServerChannel | undefined;
   let proc: Process | undefined;
   let sftp: { readonly wrapper: SFTPWrapper; readonly session: SftpSession } | undefined;
-  let accepted = false;
   let closed = false;
   const pendingLines: string[] = [];
   const policy = deps.policy ?? createSessionPolicy(PERMISSIVE_SECURITY);
 
-  void chooseSftpServer(deps.workload, policy, logger).then((server) => {
-    if (closed) {
-      // Ended (shutdown, idle, client gone) before the channel was confirmed.
-      try {
-        deps.reject();
-      } catch {
-        // the transport is already gone
-      }
+  session.on('pty', (accept, reject, info) => {
+    const answer = policy.pty();
+    recording.event(AuditType.ChannelRequestPty, channelId, { term: info.term, cols: info.cols, rows: info.rows, allowed: answer.allowed });
+    if (!answer.allowed) {
+      // OpenSSH goes on without a terminal; the line tells the user why.
+      logger.info({ channelId, code: 'POLICY_DENIED', request: 'pty' }, 'pty request refused by policy');
+      pendingLines.push(answer.message + '\r\n');
+      reject?.();
       return;
     }
-    accepted = true;
-    const session = deps.accept();
-    attach(session);
-    if (server === 'gateway') session.on('sftp', (accept, reject) => onGatewaySftp(accept, reject));
-  }).catch((err: unknown) => logger.error({ channelId, err }, 'session channel could not be opened'));
+    pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
+    accept?.();
+  });
 
-  function attach(session: Session) {
-    session.on('pty', (accept, reject, info) => {
-      const answer = policy.pty();
-      recording.event(AuditType.ChannelRequestPty, channelId, { term: info.term, cols: info.cols, rows: info.rows, allowed: answer.allowed });
-      if (!answer.allowed) {
-        // OpenSSH goes on without a terminal; the line tells the user why.
-        logger.info({ channelId, code: 'POLICY_DENIED', request: 'pty' }, 'pty request refused by policy');
-        pendingLines.push(answer.message + '\r\n');
-        reject?.();
-        return;
-      }
-      pty = { term: info.term || 'xterm', cols: info.cols || 80, rows: info.rows || 24 };
-      accept?.();
-    });
+  session.on('env', (accept, reject, info) => {
+    const allowed = deps.envAllowed(info.key);
+    recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
+    if (!allowed || started) {
+      logger.debug({ channelId, name: info.key }, 'env request refused by policy');
+      reject?.();
+      return;
+    }
+    env[info.key] = info.val;
+    accept?.();
+  });
 
-    session.on('env', (accept, reject, info) => {
-      const allowed = deps.envAllowed(info.key);
-      recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
-      if (!allowed || started) {
-        logger.debug({ channelId, name: info.key }, 'env request refused by policy');
-        reject?.();
-        return;
-      }
-      env[info.key] = info.val;
-      accept?.();
-    });
-
-    session.on('window-change', (accept, _reject, info) => {
-      recording.event(AuditType.ChannelRequestWindow, channelId, { cols: info.cols, rows: info.rows });
-      if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
-      accept?.();
-      proc
-        ?.resize(info.cols, info.rows)
-        .then(() => logger.debug({ channelId, cols: info.cols, rows: info.rows }, 'window resized'))
-        .catch((err: unknown) => {
-          logger.warn({ channelId, code: toAirlockError(err).code, err }, 'window resize failed');
-        });
-    });
-
-    session.on('signal', (accept, reject, info) => {
-      recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
-      const answer = policy.signal(info.name);
-      if (!proc || !answer.allowed) {
-        if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
-        reject?.();
-        return;
-      }
-      accept?.();
-      proc.signal(info.name).catch((err: unknown) => {
-        logger.warn({ channelId, signal: info.name, code: toAirlockError(err).code, err }, 'signal delivery failed');
+  session.on('window-change', (accept, _reject, info) => {
+    recording.event(AuditType.ChannelRequestWindow, channelId, { cols: info.cols, rows: info.rows });
+    if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
+    accept?.();
+    proc
+      ?.resize(info.cols, info.rows)
+      .then(() => logger.debug({ channelId, cols: info.cols, rows: info.rows }, 'window resized'))
+      .catch((err: unknown) => {
+        logger.warn({ channelId, code: toAirlockError(err).code, err }, 'window resize failed');
       });
-    });
+  });
 
-    session.on('exec', (accept, reject, info) => {
-      recording.event(AuditType.ChannelRequestExec, channelId, { command: info.command });
-      start(accept, reject, 'exec', info.command);
+  session.on('signal', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestSignal, channelId, { signal: info.name });
+    const answer = policy.signal(info.name);
+    if (!proc || !answer.allowed) {
+      if (!answer.allowed) logger.info({ channelId, code: 'POLICY_DENIED', signal: info.name }, 'signal refused by policy');
+      reject?.();
+      return;
+    }
+    accept?.();
+    proc.signal(info.name).catch((err: unknown) => {
+      logger.warn({ channelId, signal: info.name, code: toAirlockError(err).code, err }, 'signal delivery failed');
     });
-    session.on('shell', (accept, reject) => {
-      recording.event(AuditType.ChannelRequestShell, channelId, {});
-      start(accept, reject, 'shell', '');
-    });
-    session.on('subsystem', (accept, reject, info) => {
-      recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
-      start(accept, reject, 'subsystem', info.name);
-    });
+  });
 
-    session.on('close', () => {
-      if (closed) return;
-      closed = true;
-      recording.event(AuditType.Close, channelId, {});
-      // The client went away (or closed the channel): the program has no one to talk to.
-      void proc?.kill();
-      void sftp?.session.abort(GATEWAY_FAILURE_STATUS);
-      deps.onClosed();
-    });
-  }
+  session.on('exec', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestExec, channelId, { command: info.command });
+    start(accept, reject, 'exec', info.command);
+  });
+  session.on('shell', (accept, reject) => {
+    recording.event(AuditType.ChannelRequestShell, channelId, {});
+    start(accept, reject, 'shell', '');
+  });
+  session.on('subsystem', (accept, reject, info) => {
+    recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
+    start(accept, reject, 'subsystem', info.name);
+  });
+  // With an `sftp` listener ssh2 hands "sftp" requests to it (parsed SFTP), others to `subsystem`.
+  if (deps.sftpServer === 'gateway') session.on('sftp', (accept, reject) => onGatewaySftp(accept, reject));
+
+  session.on('close', () => {
+    if (closed) return;
+    closed = true;
+    recording.event(AuditType.Close, channelId, {});
+    // The client went away (or closed the channel): the program has no one to talk to.
+    void proc?.kill();
+    void sftp?.session.abort(GATEWAY_FAILURE_STATUS);
+    deps.onClosed();
+  });
 
   /** An "sftp" subsystem request the gateway serves itself (the workload has no sftp-server). */
   function onGatewaySftp(accept: AcceptSftpConnection | undefined, reject: (() => void) | undefined) {
@@ -175,8 +155,8 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       if (!workload.openFiles) throw new AirlockError('EXEC_FAILED', 'the backend has no file access');
       return workload.openFiles({ channelId });
     })();
-    const session = serveSftp({ sftp: wrapper, files: ready, channelId, logger, recording, onActivity: deps.onActivity, now: Date.now });
-    sftp = { wrapper, session };
+    const served = serveSftp({ sftp: wrapper, files: ready, channelId, logger, recording, onActivity: deps.onActivity, now: Date.now });
+    sftp = { wrapper, session: served };
     let files: WorkloadFiles;
     try {
       files = await ready;
@@ -184,11 +164,11 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       const e = toAirlockError(err, 'EXEC_FAILED');
       logger.error({ channelId, code: e.code, err: e, kind: 'subsystem', servedBy: 'gateway' }, 'session program could not start');
       sftpStderr(wrapper, userLine(e));
-      await session.abort(GATEWAY_FAILURE_STATUS);
+      await served.abort(GATEWAY_FAILURE_STATUS);
       return;
     }
     logger.info({ channelId, kind: 'subsystem', servedBy: 'gateway' }, 'session program started');
-    await session.done;
+    await served.done;
     await files.close().catch((err: unknown) => logger.warn({ channelId, err }, 'could not release the file access'));
     logger.info({ channelId, servedBy: 'gateway' }, 'session program ended');
   }
@@ -294,12 +274,6 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     },
     terminate(line) {
       if (closed) return;
-      if (!accepted) {
-        // Not confirmed yet: the open is refused once the routing answer is in.
-        closed = true;
-        deps.onClosed();
-        return;
-      }
       if (channel) {
         channel.stderr.write(line + '\r\n');
         channel.exit(GATEWAY_FAILURE_STATUS);
@@ -308,8 +282,10 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
         sftpStderr(sftp.wrapper, line);
         void sftp.session.abort(GATEWAY_FAILURE_STATUS);
       } else {
-        // No program yet: refuse whatever is asked next (the session's close follows).
-        started = true;
+        session.removeAllListeners('sftp');
+        session.removeAllListeners('exec');
+        session.removeAllListeners('shell');
+        session.removeAllListeners('subsystem');
       }
       void proc?.kill();
     },
