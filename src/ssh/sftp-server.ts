@@ -283,6 +283,11 @@ export function serveSftp(deps: SftpServeDeps): SftpSession {
     await Promise.all(open.map((h) => (h.kind === 'file' ? h.file.abort() : undefined)));
     resolveDone();
   };
+  // A malformed packet: ssh2 emits 'error' and closes the channel; unheard, it would crash us.
+  sftp.on('error', (err: Error) => {
+    logger.info({ channelId, err: err.message }, 'sftp protocol error; channel closed');
+    void finish();
+  });
   // The client sent EOF (sftp exits): the "program" ended well; close our side too.
   sftp.on('end', () => {
     sftpExit(sftp, 0);

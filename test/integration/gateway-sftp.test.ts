@@ -155,6 +155,14 @@ describe('sftp on busybox (no sftp-server): the gateway serves SFTP, connection 
     }
   });
 
+  it('a client that does not speak SFTP gets the channel closed, and the gateway carries on', async () => {
+    const garbage = await ssh(suite.gw, { ...user(suite), command: 'sftp', args: ['-s'], input: Buffer.from('this is not an SFTP packet\n'), timeoutMs: 30_000 });
+    assert.notEqual(garbage.code, null, 'the channel was closed');
+    await suite.gw.waitForLog((l) => l.msg === 'sftp protocol error; channel closed');
+    const after = await sftpBatch(suite.gw, user(suite), ['pwd']);
+    assert.equal(after.code, 0, after.stderr);
+  });
+
   it('scp up and down through one connection (OpenSSH scp speaks SFTP)', async () => {
     const src = join(local.path, 'scp.bin');
     const digest = await randomFile(src, 3 * MiB + 17);
