@@ -12,7 +12,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyGatewaySuite } from '../helpers/fixture.js';
@@ -97,10 +97,11 @@ describe('sftp on busybox (no sftp-server): the gateway serves SFTP, connection 
   it('ls, put, get, mkdir, rename, chmod, ln -s, rm and rmdir with the real sftp client', async () => {
     const src = join(local.path, 'notes.txt');
     await writeFile(src, 'hello from the laptop\n'.repeat(1000));
+    await utimes(src, 1_000_000_000, 1_000_000_000); // 2001-09-09, for `put -p`
     const r = await sftpBatch(suite.gw, user(suite), [
       'pwd',
       'mkdir work',
-      `put ${src} work/notes.txt`,
+      `put -p ${src} work/notes.txt`,
       'chmod 640 work/notes.txt',
       'ls -l work',
       'rename work/notes.txt work/renamed.txt',
@@ -115,7 +116,8 @@ describe('sftp on busybox (no sftp-server): the gateway serves SFTP, connection 
     assert.equal(r.code, 0, r.stderr);
     const out = r.stdout.toString();
     assert.match(out, /Remote working directory: \/home\/airlock/);
-    assert.match(out, /-rw-r-----\s+1 airlock\s+airlock\s+22000 \w{3} [ \d]\d \d\d:\d\d notes\.txt/);
+    // put -p kept the time (set after the last write landed), chmod the mode.
+    assert.match(out, /-rw-r-----\s+1 airlock\s+airlock\s+22000 Sep  9  2001 notes\.txt/);
     assert.match(out, /lrwxrwxrwx .* link\n/);
     assert.match(out, /-rw-r-----.* renamed\.txt/);
     // The final `ls -a` shows no leftovers in the home directory.
