@@ -49,6 +49,8 @@ export const AuditType = {
   RecordingGap: 900,
   /** Who the connection authenticated as (non-sensitive metadata only). */
   Identity: 901,
+  /** A file operation of the gateway-side SFTP server (open, close, mkdir, rename, ...): op, path. */
+  FileOperation: 920,
   /** Running hash chain value, written when the spool is fsync'd. */
   Checkpoint: 998,
   /** Last message: final chain digest and whether the recording is complete. */

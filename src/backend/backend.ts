@@ -119,8 +119,112 @@ export interface BackendConnection {
    * for; a backend may narrow it (Docker listens for loopback connections only).
    */
   listenTcp?(bindAddress: string, port: number, onConnection: (connection: InboundTcpConnection) => void, signal?: AbortSignal): Promise<TcpListener>;
+  /**
+   * Whether the workload has the configured program for a subsystem (e.g. sftp-server). Decided
+   * before a session channel is accepted, because ssh2 routes an "sftp" subsystem request either
+   * to its SFTP parser or as raw bytes depending on the listeners present when it arrives.
+   * Absent = the backend cannot tell; the program is assumed to be there.
+   */
+  hasSubsystem?(name: string, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Gateway-side file access for one session channel, as the session's user with its
+   * permissions (the gateway then serves SFTP itself). Absent = the backend has no file API
+   * and SFTP needs the program in the workload. The caller closes what it gets.
+   */
+  openFiles?(request: FilesRequest, signal?: AbortSignal): Promise<WorkloadFiles>;
   /** Removes every container/pod/upstream connection this connection created. Idempotent. */
   close(reason: string): Promise<void>;
+}
+
+export interface FilesRequest {
+  /** Which SSH session channel asks (labels and logs; a container of its own in session mode). */
+  readonly channelId: number;
+}
+
+/** Attributes as SFTP carries them (draft-ietf-secsh-filexfer-02 §5); `mode` includes the type bits. */
+export interface FileAttributes {
+  readonly mode: number;
+  readonly size: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Seconds since the epoch. */
+  readonly atime: number;
+  readonly mtime: number;
+  readonly nlink: number;
+  /** Owner and group names where the workload knows them (for `ls -l`), else the numbers. */
+  readonly owner: string;
+  readonly group: string;
+}
+
+export interface DirectoryEntry {
+  readonly name: string;
+  /** lstat of the entry (a symbolic link is reported as a link). */
+  readonly attrs: FileAttributes;
+}
+
+/** Changes for setstat; absent fields stay as they are. */
+export interface AttributeChanges {
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly size?: number;
+  readonly atime?: number;
+  readonly mtime?: number;
+}
+
+export interface OpenWriteFlags {
+  /** Create the file when it does not exist (O_CREAT), with `mode` (umask applies). */
+  readonly create: boolean;
+  readonly truncate: boolean;
+  /** Fail when it exists (O_EXCL). */
+  readonly exclusive: boolean;
+  /** Every write goes to the end of the file, whatever its offset (O_APPEND). */
+  readonly append: boolean;
+  readonly mode?: number;
+}
+
+/** A file being read sequentially from `offset`; `close()` stops the reader early. */
+export interface FileReader {
+  readonly stream: Readable;
+  /** Attributes at open time. */
+  readonly attrs: FileAttributes;
+  /** Rejects with a WorkloadFileError if reading failed; resolves when the reader ended. */
+  readonly finished: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A file being written sequentially from `offset`; `close()` flushes and reports failures. */
+export interface FileWriter {
+  readonly stream: Writable;
+  /** Rejects (with a WorkloadFileError) as soon as the writer fails, e.g. the disk is full. */
+  readonly finished: Promise<void>;
+  /** Ends the stream and waits until everything is written; rejects like `finished`. */
+  close(): Promise<void>;
+}
+
+/**
+ * A workload's file system as the session's user sees it. All paths are absolute (the caller
+ * resolves relative ones against `home`). Failures reject with WorkloadFileError
+ * (src/backend/file-error.ts), whose kind maps onto an SFTP status.
+ */
+export interface WorkloadFiles {
+  /** The directory a program starts in (SFTP's "."). */
+  readonly home: string;
+  stat(path: string): Promise<FileAttributes>;
+  lstat(path: string): Promise<FileAttributes>;
+  readdir(path: string): Promise<DirectoryEntry[]>;
+  openRead(path: string, offset: number): Promise<FileReader>;
+  openWrite(path: string, flags: OpenWriteFlags, offset: number): Promise<FileWriter>;
+  setstat(path: string, changes: AttributeChanges): Promise<void>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  /** Fails when `to` exists (SFTP v3 RENAME). */
+  rename(from: string, to: string): Promise<void>;
+  readlink(path: string): Promise<string>;
+  symlink(target: string, linkPath: string): Promise<void>;
+  /** Stops every reader and writer and releases what the files need (a container). Idempotent. */
+  close(): Promise<void>;
 }
 
 export interface Backend {

@@ -1,1 +1,2 @@
 export type * from './backend.js';
+export * from './file-error.js';

@@ -17,6 +17,7 @@ import { attachForwarding } from './forwarding.js';
 import { createSessionPolicy, tooManySessionsPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 import { staticConnectionSetup, type ConnectionConfigurer, type ConnectionSetup } from './connection-setup.js';
 import { loginNotice } from './login-notice.js';
+import { chooseSftpServer, type SftpServer } from './sftp-route.js';
 import type { SshOptions } from './options.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 
@@ -98,6 +99,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   let nextChannelId = 0;
   /** Lines for the user raised outside any channel (a refused ssh -R) before a session exists. */
   const pendingNotices: string[] = [];
+  /** Session channels waiting for their open to be confirmed (see client.on('session')). */
+  let opening = 0;
   let ending = false;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -265,22 +268,40 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     // by this connection's policy. Confirmations keep their order: `ready` settles once.
     client.on('session', (accept, reject) => {
       const channelId = nextChannelId++;
-      void ready.then((setup) => {
+      void ready.then(async (setup) => {
         const maxSessions = setup?.maxSessions ?? deps.options.maxSessions;
         if (ending) {
           recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
           reject(); // OpenSSH prints "channel N: open failed: administratively prohibited"
           return;
         }
-        const overLimit = maxSessions >= 0 && sessions.size >= maxSessions;
+        // Channels still waiting for their confirmation count too (the SFTP routing below).
+        const overLimit = maxSessions >= 0 && sessions.size + opening >= maxSessions;
         if (overLimit) logger.warn({ channelId, maxSessions, code: 'POLICY_DENIED' }, 'session channel over security.maxSessions: its request will be refused');
+        const policy = overLimit ? tooManySessionsPolicy(maxSessions) : policyFor(setup);
+        // Who serves SFTP on the channel must be known before it is accepted (sftp-route.ts);
+        // the answer needs the workload, which the channel's program needs anyway.
+        opening++;
+        let sftpServer: SftpServer;
+        try {
+          sftpServer = await chooseSftpServer(() => workload ?? Promise.reject(new Error('not authenticated')), policy, logger);
+        } finally {
+          opening--;
+        }
+        if (ending) {
+          // The connection ended meanwhile (shutdown, idle, deadline, the client left).
+          recording.event(AuditType.NewChannelFailed, channelId, { type: 'session' });
+          reject();
+          return;
+        }
         recording.event(AuditType.NewChannelSuccessful, channelId, { type: 'session' });
         const channel = openSessionChannel({
           channelId,
           session: accept(),
+          sftpServer,
           workload: () => workload ?? Promise.reject(new Error('not authenticated')),
           envAllowed: setup?.envAllowed ?? deps.options.envAllowed,
-          policy: overLimit ? tooManySessionsPolicy(maxSessions) : policyFor(setup),
+          policy,
           loginNotice: () =>
             loginNotice({
               ...(deps.options.motd ? { motd: deps.options.motd } : {}),

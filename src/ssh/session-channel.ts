@@ -1,15 +1,20 @@
 import { finished } from 'node:stream/promises';
-import type { Session, ServerChannel } from 'ssh2';
+import type { AcceptSftpConnection, Session, ServerChannel, SFTPWrapper } from 'ssh2';
 import type { Logger } from 'pino';
-import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec } from '../backend/backend.js';
+import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec, WorkloadFiles } from '../backend/backend.js';
 import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
 import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
+import type { SftpServer } from './sftp-route.js';
+import { sftpStderr } from './sftp-channel.js';
+import { serveSftp, type SftpSession } from './sftp-server.js';
 
 export interface SessionChannelDeps {
   readonly channelId: number;
   readonly session: Session;
+  /** Who serves an "sftp" request, decided before the channel was accepted (sftp-route.ts). */
+  readonly sftpServer?: SftpServer;
   /** Resolves to the connection's workload (started once at login, shared by its channels). */
   readonly workload: () => Promise<BackendConnection>;
   readonly envAllowed: (name: string) => boolean;
@@ -47,6 +52,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
   let started = false;
   let channel: ServerChannel | undefined;
   let proc: Process | undefined;
+  let sftp: { readonly wrapper: SFTPWrapper; readonly session: SftpSession } | undefined;
   let closed = false;
   const pendingLines: string[] = [];
   const policy = deps.policy ?? createSessionPolicy(PERMISSIVE_SECURITY);
@@ -119,6 +125,8 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: info.name });
     start(accept, reject, 'subsystem', info.name);
   });
+  // With an `sftp` listener ssh2 hands "sftp" requests to it (parsed SFTP), others to `subsystem`.
+  if (deps.sftpServer === 'gateway') session.on('sftp', (accept, reject) => onGatewaySftp(accept, reject));
 
   session.on('close', () => {
     if (closed) return;
@@ -126,8 +134,48 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     recording.event(AuditType.Close, channelId, {});
     // The client went away (or closed the channel): the program has no one to talk to.
     void proc?.kill();
+    void sftp?.session.abort(GATEWAY_FAILURE_STATUS);
     deps.onClosed();
   });
+
+  /** An "sftp" subsystem request the gateway serves itself (the workload has no sftp-server). */
+  function onGatewaySftp(accept: AcceptSftpConnection | undefined, reject: (() => void) | undefined) {
+    recording.event(AuditType.ChannelRequestSubsystem, channelId, { subsystem: 'sftp' });
+    if (started || !accept) {
+      reject?.();
+      return;
+    }
+    started = true;
+    void serveGatewaySftp(accept);
+  }
+
+  async function serveGatewaySftp(accept: AcceptSftpConnection) {
+    // Accepted at once: ssh2 drops data that arrives before, and OpenSSH's INIT follows the
+    // request without waiting for the answer. Requests wait for the files instead.
+    const wrapper = accept();
+    for (const line of pendingLines.splice(0)) sftpStderr(wrapper, line.trimEnd());
+    const ready = (async () => {
+      const workload = await deps.workload();
+      if (!workload.openFiles) throw new AirlockError('EXEC_FAILED', 'the backend has no file access');
+      return workload.openFiles({ channelId });
+    })();
+    const served = serveSftp({ sftp: wrapper, files: ready, channelId, logger, recording, onActivity: deps.onActivity, now: Date.now });
+    sftp = { wrapper, session: served };
+    let files: WorkloadFiles;
+    try {
+      files = await ready;
+    } catch (err) {
+      const e = toAirlockError(err, 'EXEC_FAILED');
+      logger.error({ channelId, code: e.code, err: e, kind: 'subsystem', servedBy: 'gateway' }, 'session program could not start');
+      sftpStderr(wrapper, userLine(e));
+      await served.abort(GATEWAY_FAILURE_STATUS);
+      return;
+    }
+    logger.info({ channelId, kind: 'subsystem', servedBy: 'gateway' }, 'session program started');
+    await served.done;
+    await files.close().catch((err: unknown) => logger.warn({ channelId, err }, 'could not release the file access'));
+    logger.info({ channelId, servedBy: 'gateway' }, 'session program ended');
+  }
 
   function start(accept: (() => ServerChannel) | undefined, reject: (() => void) | undefined, kind: ProcessRequest['kind'], command: string) {
     if (started || !accept) {
@@ -225,6 +273,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     notify(line) {
       if (closed) return;
       if (channel) channel.stderr.write(line + '\r\n');
+      else if (sftp) sftpStderr(sftp.wrapper, line);
       else pendingLines.push(line + '\r\n');
     },
     terminate(line) {
@@ -233,7 +282,11 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
         channel.stderr.write(line + '\r\n');
         channel.exit(GATEWAY_FAILURE_STATUS);
         channel.end();
+      } else if (sftp) {
+        sftpStderr(sftp.wrapper, line);
+        void sftp.session.abort(GATEWAY_FAILURE_STATUS);
       } else {
+        session.removeAllListeners('sftp');
         session.removeAllListeners('exec');
         session.removeAllListeners('shell');
         session.removeAllListeners('subsystem');

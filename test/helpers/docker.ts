@@ -95,3 +95,19 @@ export async function inspectContainer(id: string): Promise<Record<string, unkno
   assert.ok(Array.isArray(parsed) && parsed.length === 1, `docker inspect ${id}`);
   return parsed[0] as Record<string, unknown>;
 }
+
+/** The Debian 12 demo image (scripts/build-demo-image.sh): user `dev`, openssh-sftp-server. */
+export const DEMO_IMAGE = 'airlock-demo:latest';
+
+/**
+ * Checks that the demo image is the real Debian one: without a Debian mirror setup.sh builds a
+ * busybox stand-in without sftp-server, which would silently turn in-container SFTP tests into
+ * gateway-side ones.
+ */
+export async function ensureDemoImage(): Promise<string> {
+  const { stdout } = await run('docker', ['image', 'inspect', '--format', '{{index .Config.Labels "airlock.demo.flavor"}}', DEMO_IMAGE]).catch(() => ({ stdout: '' }));
+  if (stdout.trim() !== 'debian-bookworm') {
+    throw new Error(`${DEMO_IMAGE} is missing or the busybox stand-in (flavor "${stdout.trim()}"); build it with scripts/build-demo-image.sh`);
+  }
+  return DEMO_IMAGE;
+}

@@ -207,3 +207,46 @@ export async function startSshMaster(gw: TestGateway, opts: Omit<SshOptions, 'co
   }
   return master;
 }
+
+/**
+ * sftp's and scp's options for the gateway: the same list as ssh's, with `-P` for the port and
+ * no destination (sftp takes it last, scp inside its `user@host:path` arguments).
+ */
+export function fileClientArgs(gw: TestGateway, opts: Omit<SshOptions, 'command' | 'input'>): string[] {
+  const args = sshArgs(gw, opts);
+  args.pop(); // the destination
+  args[0] = '-P';
+  return args;
+}
+
+/** `user@127.0.0.1:path` for scp. */
+export function remotePath(user: string, path: string): string {
+  return `${user}@127.0.0.1:${path}`;
+}
+
+async function runClient(program: string, args: readonly string[], timeoutMs = 120_000): Promise<SshResult> {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, stdout: Buffer.concat(out), stderr: err, prompts: [] };
+}
+
+/**
+ * Runs the real `sftp -b` with these batch lines (a failing line ends the batch with exit
+ * status 1, unless it starts with "-"). The batch file goes into the gateway's temp dir.
+ */
+export async function sftpBatch(gw: TestGateway, opts: Omit<SshOptions, 'command' | 'input'>, lines: readonly string[]): Promise<SshResult> {
+  const batch = join(gw.dir, `sftp-batch-${Math.random().toString(16).slice(2)}`);
+  await writeFile(batch, lines.join('\n') + '\n');
+  return runClient('sftp', [...fileClientArgs(gw, opts), '-b', batch, `${opts.user}@127.0.0.1`], opts.timeoutMs);
+}
+
+/** Runs the real `scp` (SFTP protocol, OpenSSH ≥ 9) with `args` after the gateway options. */
+export function scp(gw: TestGateway, opts: Omit<SshOptions, 'command' | 'input'>, args: readonly string[]): Promise<SshResult> {
+  return runClient('scp', [...fileClientArgs(gw, opts), ...args], opts.timeoutMs);
+}

@@ -2,12 +2,12 @@ import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { BackendConnection, ConnectionInfo, InboundTcpConnection, Process, ProcessRequest, TcpListener } from '../backend.js';
+import type { BackendConnection, ConnectionInfo, FilesRequest, InboundTcpConnection, Process, ProcessRequest, TcpListener, WorkloadFiles } from '../backend.js';
 import type { Clock } from '../../core/clock.js';
 import { AirlockError } from '../../core/errors.js';
 import { envList, planCommand } from './command.js';
 import { ContainerDriver } from './container-driver.js';
-import { normalizeFiles, partitionFiles, writeFilesByArchive, writeFilesByExec, type ContainerFile, type DirectoryCache } from './container-fs.js';
+import { normalizeFiles, partitionFiles, pathExists, writeFilesByArchive, writeFilesByExec, type ContainerFile, type DirectoryCache } from './container-fs.js';
 import { buildCreateBody, buildHostConfig, tmpfsMountPoints } from './container-spec.js';
 import { DockerProcess } from './docker-process.js';
 import { engineMessage, mapEngineError, statusCodeOf } from './engine-errors.js';
@@ -20,6 +20,8 @@ import { RELAY_IMAGE, type DockerBackendOptions } from './options.js';
 import { newMarkerNonce } from './pid-marker.js';
 import type { ContainerPool, PooledContainer } from './pool.js';
 import { relayCreateBody, RelaySidecar } from './relay.js';
+import { withProbeContainer } from './probe-container.js';
+import { DockerWorkloadFiles } from './workload-files.js';
 
 /** What every connection of one backend shares. */
 export interface BackendContext {
@@ -192,7 +194,76 @@ export class DockerConnection implements BackendConnection {
 
   startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
     if (this.#closing) return Promise.reject(this.#closedError());
-    const op = this.#ctx.options.mode === 'connection' ? this.#startExec(request, signal) : this.#startSession(request, signal);
+    return this.#track(this.#ctx.options.mode === 'connection' ? this.#startExec(request, signal) : this.#startSession(request, signal));
+  }
+
+  /**
+   * Whether the subsystem's configured binary exists in the image — asked once per image id
+   * and path (cached with the directory probes): a HEAD on the archive API of the connection's
+   * container, or in session mode of a never-started probe container. A binary installed later
+   * inside a running container is not noticed.
+   */
+  async hasSubsystem(name: string, signal?: AbortSignal): Promise<boolean> {
+    const { subsystems } = this.#ctx.options;
+    const binary = Object.hasOwn(subsystems, name) ? subsystems[name] : undefined;
+    if (!binary) return false;
+    const imageId = this.#image.Id;
+    const known = this.#ctx.dirs.get(imageId, binary);
+    if (known !== undefined) return known;
+    const { docker, options } = this.#ctx;
+    const callAbort = callSignal(options.timeouts.http, signal, this.#abort.signal);
+    let exists: boolean;
+    try {
+      const main = this.#main;
+      exists = main
+        ? await pathExists(docker, main, binary, callAbort)
+        : await withProbeContainer({ docker, timeouts: options.timeouts, clock: this.#ctx.clock, logger: this.#logger }, imageId, { labels: labels(this.#ctx, this.#info, 'probe'), name: containerName(this.#info.connectionId), signal: callAbort }, (probe, probeSignal) =>
+            pathExists(docker, probe, binary, probeSignal),
+          );
+    } catch (err) {
+      throw mapEngineError(err, 'EXEC_FAILED', 'looking for the subsystem program', { subsystem: name });
+    }
+    this.#ctx.dirs.set(imageId, binary, exists);
+    return exists;
+  }
+
+  /**
+   * File access for the gateway-side SFTP server, as the session's user: execs in the
+   * connection's container, or (session mode) in a container of the channel's own, started
+   * with the idle command and removed when the files are closed.
+   */
+  openFiles(request: FilesRequest, signal?: AbortSignal): Promise<WorkloadFiles> {
+    if (this.#closing) return Promise.reject(this.#closedError());
+    return this.#track(this.#openFiles(request, signal));
+  }
+
+  async #openFiles(request: FilesRequest, signal: AbortSignal | undefined): Promise<WorkloadFiles> {
+    const { options, clock } = this.#ctx;
+    const deps = {
+      user: this.#user.spec,
+      home: options.container.workingDir || this.#image.Config?.WorkingDir || '/',
+      timeouts: options.timeouts,
+      clock,
+      logger: this.#logger.child({ channelId: request.channelId }),
+      signal: this.#abort.signal,
+    };
+    if (options.mode === 'connection') {
+      // A pool container is usable once its claim is done (network, files) or it was replaced.
+      await this.#claim;
+      const main = this.#main;
+      if (!main || this.#closing) throw this.#closedError();
+      return new DockerWorkloadFiles({ ...deps, container: main });
+    }
+    const container = await this.#startIdle('session', request.channelId, signal);
+    if (this.#closing) {
+      await this.#remove(container);
+      throw this.#closedError();
+    }
+    this.#logger.debug({ containerId: container.id, channelId: request.channelId }, 'file access container started');
+    return new DockerWorkloadFiles({ ...deps, container, release: () => this.#remove(container) });
+  }
+
+  #track<T>(op: Promise<T>): Promise<T> {
     const tracked = op.then(noop, noop);
     this.#starting.add(tracked);
     void tracked.then(() => this.#starting.delete(tracked));
@@ -285,7 +356,18 @@ export class DockerConnection implements BackendConnection {
   // ---- connection mode ----------------------------------------------------------------
 
   async #startMain(signal: AbortSignal | undefined): Promise<void> {
-    const { options, clock } = this.#ctx;
+    const started = this.#ctx.clock.now();
+    this.#main = await this.#startIdle('connection', undefined, signal);
+    this.#logger.info({ containerId: this.#main.id, ms: this.#ctx.clock.now() - started, user: this.#user.spec || '(image default)' }, 'container started');
+  }
+
+  /**
+   * Creates and starts a container running `idleCommand` with the connection's files: the
+   * connection's container, or in session mode a channel's file-access container. On failure
+   * the container is removed (a connection container by the failed open's close()).
+   */
+  async #startIdle(role: 'connection' | 'session', channelId: number | undefined, signal: AbortSignal | undefined): Promise<Docker.Container> {
+    const { options } = this.#ctx;
     const hostConfig = buildHostConfig(options.hostConfig);
     const { beforeStart, afterStart } = partitionFiles(this.#files, tmpfsMountPoints(hostConfig));
     const body = buildCreateBody({
@@ -293,30 +375,33 @@ export class DockerConnection implements BackendConnection {
       hostConfig,
       image: this.#info.image ?? options.container.image,
       user: this.#user.spec,
-      labels: labels(this.#ctx, this.#info, 'connection'),
+      labels: labels(this.#ctx, this.#info, role, channelId),
       env: envList(options.container.env, this.#connectionEnv()),
       entrypoint: options.idleCommand,
       tty: false,
       openStdin: false,
     });
-    const started = clock.now();
     const container = await this.#create(body, signal);
-    if (beforeStart.length > 0) await this.#writeByArchive(container, beforeStart, signal);
-    const startSignal = callSignal(options.timeouts.containerStart, signal, this.#abort.signal);
     try {
-      await container.start({ abortSignal: startSignal });
-      // With docker-init as PID 1 a bad idle command still "starts" and exits a moment later;
-      // catch it here when it already has (otherwise the first exec reports it).
-      const state = await container.inspect({ abortSignal: startSignal });
-      if (!state.State.Running) {
-        throw new Error(`the container exited at once (exit code ${state.State.ExitCode}${state.State.Error ? `: ${state.State.Error}` : ''})`);
+      if (beforeStart.length > 0) await this.#writeByArchive(container, beforeStart, signal);
+      const startSignal = callSignal(options.timeouts.containerStart, signal, this.#abort.signal);
+      try {
+        await container.start({ abortSignal: startSignal });
+        // With docker-init as PID 1 a bad idle command still "starts" and exits a moment later;
+        // catch it here when it already has (otherwise the first exec reports it).
+        const state = await container.inspect({ abortSignal: startSignal });
+        if (!state.State.Running) {
+          throw new Error(`the container exited at once (exit code ${state.State.ExitCode}${state.State.Error ? `: ${state.State.Error}` : ''})`);
+        }
+      } catch (err) {
+        throw startFailure(err, `starting the ${role} container`, { containerId: container.id, image: this.#info.image ?? options.container.image });
       }
+      if (afterStart.length > 0) await this.#writeByExec(container, afterStart, signal);
     } catch (err) {
-      throw startFailure(err, 'starting the connection container', { containerId: container.id, image: this.#info.image ?? options.container.image });
+      if (role === 'session') await this.#remove(container);
+      throw err;
     }
-    if (afterStart.length > 0) await this.#writeByExec(container, afterStart, signal);
-    this.#main = container;
-    this.#logger.info({ containerId: container.id, ms: clock.now() - started, user: this.#user.spec || '(image default)' }, 'container started');
+    return container;
   }
 
   async #startExec(request: ProcessRequest, signal: AbortSignal | undefined): Promise<Process> {

@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { retry } from '../../core/retry.js';
 import { AirlockError } from '../../core/errors.js';
 import { isNotFound, mapEngineError, statusCodeOf } from './engine-errors.js';
-import { DockerStreamDemuxer } from './stream-demux.js';
+import { DockerStreamDemuxer, type StdoutFilter } from './stream-demux.js';
 
 /** Small typed wrappers around the Engine calls the backend makes more than once. */
 
@@ -126,9 +126,44 @@ export interface ShortExecResult {
   readonly exitCode: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** stdout as bytes (up to `outputLimit`). */
+  readonly stdoutBytes: Buffer;
+  /** stdout was longer than `outputLimit` (the rest was read and dropped). */
+  readonly truncated: boolean;
 }
 
 const SHORT_EXEC_OUTPUT_LIMIT = 64 * 1024;
+
+export interface ExecStreamOptions {
+  readonly user: string;
+  /** Attach stdin (the caller writes it through `stream`). */
+  readonly stdin: boolean;
+  readonly signal: AbortSignal;
+  /** Sees stdout first (e.g. to take a marker line off it). */
+  readonly stdoutFilter?: StdoutFilter;
+}
+
+export interface ExecStream {
+  readonly exec: Docker.Exec;
+  /** The hijacked stream: stdin goes in, the framed output comes out (read it through `demux`). */
+  readonly stream: Duplex;
+  readonly demux: DockerStreamDemuxer;
+}
+
+/** Creates and starts a non-TTY `docker exec` with its hijacked stream, demultiplexed. */
+export async function startExecStream(container: Docker.Container, cmd: readonly string[], options: ExecStreamOptions): Promise<ExecStream> {
+  const exec = await container.exec({
+    Cmd: [...cmd],
+    AttachStdin: options.stdin,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    ...(options.user ? { User: options.user } : {}),
+    abortSignal: options.signal,
+  });
+  const stream = await startExecHijacked(exec, { hijack: true, stdin: options.stdin, Detach: false, Tty: false, abortSignal: options.signal });
+  return { exec, stream, demux: new DockerStreamDemuxer(stream, { multiplexed: true, ...(options.stdoutFilter ? { stdoutFilter: options.stdoutFilter } : {}) }) };
+}
 
 /**
  * Runs a short helper command (signal delivery, file writing) to completion and returns its exit
@@ -137,22 +172,21 @@ const SHORT_EXEC_OUTPUT_LIMIT = 64 * 1024;
 export async function runShortExec(
   container: Docker.Container,
   cmd: readonly string[],
-  options: { user: string; stdin?: Buffer; timeoutMs: number; signal?: AbortSignal; timeouts: { http: number }; clock: Clock },
+  options: {
+    user: string;
+    stdin?: Buffer;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    timeouts: { http: number };
+    clock: Clock;
+    /** stdout bytes kept (default 64 KiB); stderr is always capped at 64 KiB. */
+    outputLimit?: number;
+  },
 ): Promise<ShortExecResult> {
   const signal = callSignal(options.timeoutMs, options.signal);
-  const exec = await container.exec({
-    Cmd: [...cmd],
-    AttachStdin: options.stdin !== undefined,
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: false,
-    ...(options.user ? { User: options.user } : {}),
-    abortSignal: signal,
-  });
-  const stream = await startExecHijacked(exec, { hijack: true, stdin: options.stdin !== undefined, Detach: false, Tty: false, abortSignal: signal });
-  const demux = new DockerStreamDemuxer(stream, { multiplexed: true });
-  const out = collect(demux.stdout);
-  const err = collect(demux.stderr);
+  const { exec, stream, demux } = await startExecStream(container, cmd, { user: options.user, stdin: options.stdin !== undefined, signal });
+  const out = collect(demux.stdout, options.outputLimit ?? SHORT_EXEC_OUTPUT_LIMIT);
+  const err = collect(demux.stderr, SHORT_EXEC_OUTPUT_LIMIT);
   const onAbort = () => stream.destroy();
   signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -160,22 +194,23 @@ export async function runShortExec(
     await demux.finished;
     if (signal.aborted) throw signal.reason;
     const exitCode = await execExitCode(exec, options.clock.now() + options.timeoutMs, options.timeouts, options.clock);
-    return { exitCode, stdout: await out, stderr: await err };
+    const stdout = await out;
+    return { exitCode, stdout: stdout.bytes.toString('utf8'), stdoutBytes: stdout.bytes, truncated: stdout.truncated, stderr: (await err).bytes.toString('utf8') };
   } finally {
     signal.removeEventListener('abort', onAbort);
     stream.destroy();
   }
 }
 
-async function collect(readable: NodeJS.ReadableStream): Promise<string> {
+async function collect(readable: NodeJS.ReadableStream, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of readable) {
     const buf = chunk as Buffer;
-    if (size < SHORT_EXEC_OUTPUT_LIMIT) chunks.push(buf);
+    if (size < limit) chunks.push(buf);
     size += buf.length;
   }
-  return Buffer.concat(chunks).subarray(0, SHORT_EXEC_OUTPUT_LIMIT).toString('utf8');
+  return { bytes: Buffer.concat(chunks).subarray(0, limit), truncated: size > limit };
 }
 
 /** Whether the container was OOM-killed (false when it cannot be inspected any more). */

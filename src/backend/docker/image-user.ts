@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
 import { AirlockError } from '../../core/errors.js';
 import { mapEngineError } from './engine-errors.js';
-import { callSignal, createContainer, removeContainer } from './engine-ops.js';
+import { withProbeContainer, type ProbeTarget } from './probe-container.js';
 import { readContainerFile } from './container-fs.js';
 import type { DockerTimeouts } from './options.js';
 import { isRootUserSpec, parseGroup, parsePasswd, pickDefaultUser, resolveUserIds, type GroupEntry, type PasswdEntry } from './passwd.js';
@@ -78,7 +78,7 @@ export class ImageUsers {
     return { spec, source, ids };
   }
 
-  #accountsOf(image: Docker.ImageInspectInfo, probe: { labels: Record<string, string>; name: string; signal?: AbortSignal }): Promise<ImageAccounts> {
+  #accountsOf(image: Docker.ImageInspectInfo, probe: ProbeTarget): Promise<ImageAccounts> {
     let pending = this.#accounts.get(image.Id);
     if (!pending) {
       pending = this.#readAccounts(image.Id, probe);
@@ -89,35 +89,14 @@ export class ImageUsers {
     return pending;
   }
 
-  async #readAccounts(imageId: string, probe: { labels: Record<string, string>; name: string; signal?: AbortSignal }): Promise<ImageAccounts> {
-    const { docker, timeouts, clock } = this.#deps;
-    let container: Docker.Container | undefined;
+  async #readAccounts(imageId: string, probe: ProbeTarget): Promise<ImageAccounts> {
     try {
-      container = await createContainer(
-        docker,
-        probe.name,
-        {
-          Image: imageId,
-          Entrypoint: ['/airlock-probe-is-never-started'],
-          Cmd: [],
-          Labels: probe.labels,
-          NetworkDisabled: true,
-          HostConfig: { LogConfig: { Type: 'none', Config: {} } },
-        },
-        callSignal(timeouts.http, probe.signal),
-      );
-      const signal = callSignal(timeouts.http, probe.signal);
-      const [passwd, group] = await Promise.all([readContainerFile(container, '/etc/passwd', signal), readContainerFile(container, '/etc/group', signal)]);
-      return { passwd: parsePasswd(passwd?.toString('utf8') ?? ''), groups: parseGroup(group?.toString('utf8') ?? '') };
+      return await withProbeContainer(this.#deps, imageId, probe, async (container, signal) => {
+        const [passwd, group] = await Promise.all([readContainerFile(container, '/etc/passwd', signal), readContainerFile(container, '/etc/group', signal)]);
+        return { passwd: parsePasswd(passwd?.toString('utf8') ?? ''), groups: parseGroup(group?.toString('utf8') ?? '') };
+      });
     } catch (err) {
       throw mapEngineError(err, 'CONTAINER_START_FAILED', 'reading the image\'s /etc/passwd', { image: imageId });
-    } finally {
-      if (container) {
-        const probeContainer = container;
-        await removeContainer(probeContainer, timeouts, clock).catch((err: unknown) =>
-          this.#deps.logger.warn({ err, containerId: probeContainer.id }, 'could not remove the user probe container; the reaper will'),
-        );
-      }
     }
   }
 }
