@@ -40,6 +40,11 @@ export async function connectUpstream(options: SshProxyBackendOptions, username:
     ...(options.algorithms ? { algorithms: toSsh2Algorithms(options.algorithms) } : {}),
   };
   const where = { server: options.server, port: options.port, username };
+  // For the client's whole life, login included: after a failed login (timeout, refusal) ssh2
+  // can still emit a late error ("Connection lost before handshake") once the listeners below
+  // are gone, and an unlistened 'error' would crash the gateway. The login's own listener
+  // reports what matters; later errors surface as closed channels.
+  client.on('error', () => undefined);
   try {
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
@@ -68,8 +73,6 @@ export async function connectUpstream(options: SshProxyBackendOptions, username:
     if (signal?.aborted) throw err;
     throw upstreamError(err, rejected ? presented : undefined, where);
   }
-  // From now on errors end the connection; they surface as closed channels, never as a crash.
-  client.on('error', () => undefined);
   return client;
 }
 
