@@ -182,6 +182,17 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     await gw.waitForIdle();
   });
 
+  it('an interactive login is told when the session ends (login notice)', async () => {
+    const s = await provision({ ttl_seconds: 600 });
+    const shell = await ssh(gw, { user: s.token, input: 'echo in-shell\nexit\n' });
+    assert.equal(shell.code, 0, shell.stderr);
+    const out = shell.stdout.toString();
+    const at = new Date(s.expires_at * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    assert.ok(out.includes(`airlock: this session ends at ${at} (in 10 minutes).\r\n`), out);
+    assert.match(out, /in-shell/);
+    await gw.waitForIdle();
+  });
+
   it('a disconnect frees the slot: reconnecting works until expiry', async () => {
     const s = await provision({ max_connections: 1 });
     for (let i = 0; i < 2; i++) {
