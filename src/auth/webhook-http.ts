@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { AirlockError, isAirlockError, type ErrorCode } from '../core/errors.js';
+import { timeoutSignal } from '../core/timeout-signal.js';
 
 export interface WebhookClientOptions {
   /** Names the service in messages: "auth webhook", "config server". */
@@ -59,7 +60,7 @@ export async function postWebhook<S extends z.ZodType>(
   const { service } = options;
   const doFetch = options.fetch ?? globalThis.fetch;
   const { timeoutMs, signal } = request;
-  const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const attemptSignal = AbortSignal.any([signal, timeoutSignal(timeoutMs)]);
   let response: Response;
   try {
     response = await doFetch(url, {

@@ -4,3 +4,4 @@ export * from './ids.js';
 export * from './retry.js';
 export * from './lifecycle.js';
 export * from './duration.js';
+export * from './timeout-signal.js';

@@ -6,12 +6,13 @@ import { retry } from '../../core/retry.js';
 import { AirlockError } from '../../core/errors.js';
 import { isNotFound, mapEngineError, statusCodeOf } from './engine-errors.js';
 import { DockerStreamDemuxer, type StdoutFilter } from './stream-demux.js';
+import { timeoutSignal } from '../../core/timeout-signal.js';
 
 /** Small typed wrappers around the Engine calls the backend makes more than once. */
 
 /** One AbortSignal for a single call: its own time limit plus any outer signals (close, caller). */
 export function callSignal(timeoutMs: number, ...outer: ReadonlyArray<AbortSignal | undefined>): AbortSignal {
-  const signals = [AbortSignal.timeout(timeoutMs), ...outer.filter((s): s is AbortSignal => s !== undefined)];
+  const signals = [timeoutSignal(timeoutMs), ...outer.filter((s): s is AbortSignal => s !== undefined)];
   return signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
 }
 

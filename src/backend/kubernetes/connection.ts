@@ -14,6 +14,7 @@ import type { KubernetesBackendOptions } from './options.js';
 import { createPod, deletePod, listPods, waitForRunning } from './pod-ops.js';
 import { buildPod, podName } from './pod-spec.js';
 import { runShortExec } from './short-exec.js';
+import { timeoutSignal } from '../../core/timeout-signal.js';
 
 /** What every connection of one backend shares. */
 export interface KubeBackendContext {
@@ -116,7 +117,7 @@ export class KubernetesConnection implements BackendConnection {
     const { options } = this.#ctx;
     const nonce = newMarkerNonce();
     const command = planKubeCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: nonce });
-    const timeout = AbortSignal.timeout(options.timeouts.commandStart);
+    const timeout = timeoutSignal(options.timeouts.commandStart);
     const proc = await KubeProcess.start({
       connector: this.#ctx.client.sockets,
       ...this.#target(pod),

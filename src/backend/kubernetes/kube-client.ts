@@ -17,6 +17,7 @@ import type { Clock } from '../../core/clock.js';
 import { KubeHttpError } from './kube-errors.js';
 import type { KubernetesConnectionOptions } from './options.js';
 import { RateLimiter } from './rate-limiter.js';
+import { timeoutSignal } from '../../core/timeout-signal.js';
 
 /** Exec subprotocols we speak, best first. v5 can close stdin alone (a [255, 0] message). */
 export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
@@ -87,7 +88,7 @@ export function createKubeClient(options: KubernetesConnectionOptions, clock?: C
     sockets: new KubeWebSocketConnector(config, limiter),
     limiter,
     call(timeoutMs: number, signal?: AbortSignal): ConfigurationOptions {
-      const timeout = AbortSignal.timeout(timeoutMs);
+      const timeout = timeoutSignal(timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       return {
         middleware: [

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { ExecStream, type ExecStatus, type ExecTarget } from './exec-stream.js';
 import type { KubeWebSocketConnector } from './kube-client.js';
+import { timeoutSignal } from '../../core/timeout-signal.js';
 
 /**
  * A short helper exec (deliver a signal, write a file): runs `command`, feeds `input` (if any),
@@ -20,7 +21,7 @@ export async function runShortExec(
   command: readonly string[],
   options: { readonly timeoutMs: number; readonly input?: Buffer; readonly signal?: AbortSignal },
 ): Promise<ShortExecResult> {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const timeout = timeoutSignal(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   const stream = await ExecStream.open(connector, { ...target, command, tty: false, stdin: options.input !== undefined, signal });
   const onAbort = () => stream.destroy();
