@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { tempDir } from './tmp.js';
 import { assertNoLeakedContainers, managedContainers } from './docker.js';
@@ -17,6 +18,16 @@ const startedGatewayIds = new Set<string>();
 /** Fails when any gateway started by this test process left a container behind. */
 export async function assertNoGatewayLeaks(): Promise<void> {
   for (const gatewayId of startedGatewayIds) await assertNoLeakedContainers([], { gatewayId });
+}
+
+/**
+ * The per-test leak check: waits (on the gateway's own log lines) until every connection it
+ * accepted has closed and its workload is removed, then fails when a container of THIS gateway
+ * remains (other suites share the Docker engine, so only this gateway's label is counted).
+ */
+export async function assertGatewayIdle(gw: TestGateway): Promise<void> {
+  await gw.waitForIdle();
+  assert.deepEqual(await gw.containers(), [], 'no container may outlive its connection');
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };

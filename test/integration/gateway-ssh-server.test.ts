@@ -2,7 +2,7 @@
  * SSH server surface seen by the OpenSSH client: persisted ed25519 host key, modern algorithms
  * only, the configured version string and banner.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -10,7 +10,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
 import { ssh } from '../helpers/ssh.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
+import { assertGatewayIdle, assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
 import { ensureTestImage } from '../helpers/docker.js';
 
 const run = promisify(execFile);
@@ -27,6 +27,9 @@ describe('ssh server surface', () => {
     gw = await keyGateway(fx, {
       ssh: { generatedHostKeyPath: hostKeyPath, banner: 'Authorized use only. Sessions are recorded.\n', serverVersion: 'SSH-2.0-AirlockTest_1.0' },
     });
+  });
+  afterEach(async () => {
+    await assertGatewayIdle(gw);
   });
   after(async () => {
     await gw?.stop();
