@@ -81,7 +81,13 @@ export function deepMerge(a: GatewayConfig, b: GatewayConfig): GatewayConfig {
   return out;
 }
 
-export async function startGateway(overrides: GatewayConfig = {}, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+export interface StartGatewayOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** How `airlock serve` finds the config file: `--config <file>` (default) or `$AIRLOCK_CONFIG` alone. */
+  readonly configFrom?: 'flag' | 'env';
+}
+
+export async function startGateway(overrides: GatewayConfig = {}, options: StartGatewayOptions = {}): Promise<TestGateway> {
   const tmp = await tempDir('airlock-gw-');
   const dir = tmp.path;
   const configPath = join(dir, 'config.yaml');
@@ -90,9 +96,10 @@ export async function startGateway(overrides: GatewayConfig = {}, options: { env
   const sshConfig = config.ssh as { generatedHostKeyPath?: string; hostkeys?: string[] };
   // Configured host key files are pinned through their `.pub` next to them (as ssh-keygen writes).
   const pinnedKeys = sshConfig.hostkeys?.length ? sshConfig.hostkeys.map((k) => `${k}.pub`) : [`${String(sshConfig.generatedHostKeyPath)}.pub`];
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', configPath], {
+  const viaEnv = options.configFrom === 'env';
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...(viaEnv ? [] : ['--config', configPath])], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...options.env, ...(viaEnv ? { AIRLOCK_CONFIG: configPath } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
