@@ -5,8 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeKey, type TestKey } from './keys.js';
-import { after, before } from 'node:test';
-import { assertNoGatewayLeaks, deepMerge, startGateway, type GatewayConfig, type TestGateway } from './gateway.js';
+import { after, afterEach, before } from 'node:test';
+import { assertGatewayIdle, assertNoGatewayLeaks, deepMerge, startGateway, type GatewayConfig, type TestGateway } from './gateway.js';
 import { ensureTestImage } from './docker.js';
 import { tempDir } from './tmp.js';
 
@@ -43,7 +43,8 @@ export interface KeyGatewaySuite {
 
 /**
  * Registers before/after hooks in the calling describe(): the test image, a key fixture and a
- * gateway with `overrides`; afterwards the gateway is stopped and no container may be left.
+ * gateway with `overrides`; after every test all its connections must have closed and none of
+ * the gateway's containers may remain; afterwards the gateway is stopped and no container may be left.
  * Tests read `suite.fx` / `suite.gw` (and may replace `suite.gw`, e.g. to restart it).
  */
 export function keyGatewaySuite(overrides: GatewayConfig = {}): KeyGatewaySuite {
@@ -52,6 +53,9 @@ export function keyGatewaySuite(overrides: GatewayConfig = {}): KeyGatewaySuite 
     await ensureTestImage();
     suite.fx = await keyFixture();
     suite.gw = await keyGateway(suite.fx, overrides);
+  });
+  afterEach(async () => {
+    if (suite.gw) await assertGatewayIdle(suite.gw);
   });
   after(async () => {
     await suite.gw?.stop();

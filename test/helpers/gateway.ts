@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { tempDir } from './tmp.js';
 import { assertNoLeakedContainers, managedContainers } from './docker.js';
@@ -17,6 +18,16 @@ const startedGatewayIds = new Set<string>();
 /** Fails when any gateway started by this test process left a container behind. */
 export async function assertNoGatewayLeaks(): Promise<void> {
   for (const gatewayId of startedGatewayIds) await assertNoLeakedContainers([], { gatewayId });
+}
+
+/**
+ * The per-test leak check: waits (on the gateway's own log lines) until every connection it
+ * accepted has closed and its workload is removed, then fails when a container of THIS gateway
+ * remains (other suites share the Docker engine, so only this gateway's label is counted).
+ */
+export async function assertGatewayIdle(gw: TestGateway): Promise<void> {
+  await gw.waitForIdle();
+  assert.deepEqual(await gw.containers(), [], 'no container may outlive its connection');
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
@@ -70,7 +81,13 @@ export function deepMerge(a: GatewayConfig, b: GatewayConfig): GatewayConfig {
   return out;
 }
 
-export async function startGateway(overrides: GatewayConfig = {}, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+export interface StartGatewayOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** How `airlock serve` finds the config file: `--config <file>` (default) or `$AIRLOCK_CONFIG` alone. */
+  readonly configFrom?: 'flag' | 'env';
+}
+
+export async function startGateway(overrides: GatewayConfig = {}, options: StartGatewayOptions = {}): Promise<TestGateway> {
   const tmp = await tempDir('airlock-gw-');
   const dir = tmp.path;
   const configPath = join(dir, 'config.yaml');
@@ -79,9 +96,10 @@ export async function startGateway(overrides: GatewayConfig = {}, options: { env
   const sshConfig = config.ssh as { generatedHostKeyPath?: string; hostkeys?: string[] };
   // Configured host key files are pinned through their `.pub` next to them (as ssh-keygen writes).
   const pinnedKeys = sshConfig.hostkeys?.length ? sshConfig.hostkeys.map((k) => `${k}.pub`) : [`${String(sshConfig.generatedHostKeyPath)}.pub`];
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--config', configPath], {
+  const viaEnv = options.configFrom === 'env';
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...(viaEnv ? [] : ['--config', configPath])], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...options.env, ...(viaEnv ? { AIRLOCK_CONFIG: configPath } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];

@@ -26,6 +26,10 @@ describe('backend failure paths', () => {
     ['Docker socket unreachable', { docker: { connection: { host: 'unix:///nonexistent/docker.sock' } } }, /container engine is unavailable.*\[BACKEND_UNAVAILABLE\]/],
     ['image missing (pull policy Never)', { docker: { execution: { container: { image: 'airlock-test:does-not-exist' }, imagePullPolicy: 'Never' } } }, /airlock-test:does-not-exist.*\[IMAGE_NOT_FOUND\]/],
     ['image missing (pull policy IfNotPresent, no registry)', { docker: { execution: { container: { image: 'airlock-test:does-not-exist' }, imagePullPolicy: 'IfNotPresent' } } }, /airlock-test:does-not-exist.*\[(IMAGE_NOT_FOUND|IMAGE_PULL_FAILED)\]/],
+    // The image is present locally, so only a pull can fail here: the code proves Always pulled
+    // (no registry is reachable on the test machine: IMAGE_PULL_FAILED; where Docker Hub is
+    // reachable it answers "pull access denied" for this local-only name: IMAGE_NOT_FOUND).
+    ['image present, pull policy Always (the pull fails)', { docker: { execution: { imagePullPolicy: 'Always' } } }, /airlock-test:busybox.*\[(IMAGE_PULL_FAILED|IMAGE_NOT_FOUND)\]/],
     ['container start failure (unknown user)', { docker: { execution: { container: { user: 'nosuchuser' } } } }, /\[CONTAINER_START_FAILED\]/],
   ];
   for (const [name, overrides, expected] of cases) {

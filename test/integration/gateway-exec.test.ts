@@ -23,6 +23,17 @@ describe('exec through the gateway (connection mode)', () => {
     assert.equal(r.code, 7);
   });
 
+  it('reports a program that kills itself with its 128+n exit status (the Engine cannot tell it from exit(n))', async () => {
+    // src/backend/docker/README.md "Exit status heuristic": exit-signal only for a signal the
+    // gateway delivered (or an OOM kill, below); OpenSSH then exits with the status as sent.
+    for (const [command, code] of [['kill -KILL $$', 137], ['kill -TERM $$', 143]] as const) {
+      const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command, args: ['-v'] });
+      assert.equal(r.code, code, r.stderr);
+      assert.match(r.stderr, /rtype exit-status/);
+      assert.doesNotMatch(r.stderr, /rtype exit-signal/);
+    }
+  });
+
   it('keeps stdout and stderr apart', async () => {
     const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo out; echo err >&2' });
     assert.equal(r.stdout.toString(), 'out\n');
@@ -88,5 +99,28 @@ describe('exec through the gateway (connection mode)', () => {
     const r = await ssh(suite.gw, { user: 'bob', identity: suite.fx.alice.path, command: 'true' });
     assert.equal(r.code, 255);
     assert.match(r.stderr, /Permission denied/);
+  });
+});
+
+describe('exit-signal seen by OpenSSH (session mode, OOM kill)', () => {
+  // The container is the program (session mode) and 32 MiB is far too little for a 200 MB shell
+  // variable: the kernel's OOM killer ends it with SIGKILL, the Engine reports OOMKilled, and
+  // the gateway sends exit-signal KILL (RFC 4254 §6.10) instead of exit-status 137.
+  const suite = keyGatewaySuite({ docker: { execution: { mode: 'session', host: { memory: '32m' } } } });
+
+  it('OpenSSH gets exit-signal, has no exit status and exits 255', async () => {
+    const r = await ssh(suite.gw, {
+      user: 'alice',
+      identity: suite.fx.alice.path,
+      command: 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived',
+      args: ['-v'],
+    });
+    assert.equal(r.code, 255, r.stderr);
+    assert.equal(r.stdout.toString(), '', 'the program was killed before its echo');
+    assert.match(r.stderr, /client_input_channel_req: channel 0 rtype exit-signal/);
+    assert.doesNotMatch(r.stderr, /rtype exit-status/);
+    assert.match(r.stderr, /Exit status -1/);
+    const ended = await suite.gw.waitForLog((l) => l.msg === 'session program ended');
+    assert.deepEqual(ended.exit, { kind: 'signal', signal: 'KILL', coreDumped: false });
   });
 });

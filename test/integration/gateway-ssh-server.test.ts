@@ -2,15 +2,15 @@
  * SSH server surface seen by the OpenSSH client: persisted ed25519 host key, modern algorithms
  * only, the configured version string and banner.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
+import { authorizedKeysConfig, keyFixture, keyGateway, type KeyFixture } from '../helpers/fixture.js';
 import { ssh } from '../helpers/ssh.js';
-import { assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
+import { assertGatewayIdle, assertNoGatewayLeaks, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { ensureTestImage } from '../helpers/docker.js';
 
 const run = promisify(execFile);
@@ -27,6 +27,9 @@ describe('ssh server surface', () => {
     gw = await keyGateway(fx, {
       ssh: { generatedHostKeyPath: hostKeyPath, banner: 'Authorized use only. Sessions are recorded.\n', serverVersion: 'SSH-2.0-AirlockTest_1.0' },
     });
+  });
+  afterEach(async () => {
+    await assertGatewayIdle(gw);
   });
   after(async () => {
     await gw?.stop();
@@ -69,5 +72,24 @@ describe('ssh server surface', () => {
     const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo same-key' });
     assert.equal(r.stdout.toString(), 'same-key\n', r.stderr);
     assert.match(fp1, /ED25519/);
+  });
+
+  it('reads its config from $AIRLOCK_CONFIG when --config is not given', async () => {
+    // Without the file the embedded demo config would run (no banner, port 2222): the banner,
+    // the port-0 listener and alice's key prove the file named by the variable was used.
+    const viaEnv = await startGateway(
+      { ...authorizedKeysConfig(fx), ssh: { generatedHostKeyPath: join(fx.dir, 'env-hostkey'), banner: 'Config from AIRLOCK_CONFIG.\n' } },
+      { configFrom: 'env' },
+    );
+    try {
+      assert.notEqual(viaEnv.port, 2222);
+      const r = await ssh(viaEnv, { user: 'alice', identity: fx.alice.path, command: 'echo via-env' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString(), 'via-env\n');
+      assert.match(r.stderr, /Config from AIRLOCK_CONFIG\./);
+      await assertGatewayIdle(viaEnv);
+    } finally {
+      assert.equal(await viaEnv.stop(), 0);
+    }
   });
 });

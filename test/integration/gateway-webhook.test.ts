@@ -5,7 +5,7 @@
  */
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoGatewayLeaks, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { assertGatewayIdle, assertNoGatewayLeaks, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startWebhookServer, behaviours, type WebhookServer } from '../helpers/webhook-server.js';
 import { keyFixture, type KeyFixture } from '../helpers/fixture.js';
 import { ssh } from '../helpers/ssh.js';
@@ -28,8 +28,7 @@ describe('auth webhook through the gateway', () => {
     });
   });
   afterEach(async () => {
-    await gw.waitForIdle();
-    assert.deepEqual(await gw.containers(), [], 'no container may outlive its connection');
+    await assertGatewayIdle(gw);
   });
   after(async () => {
     await gw?.stop();
@@ -94,7 +93,9 @@ describe('auth webhook through the gateway', () => {
       const r = await ssh(gw, { user: 'alice', password: 'pw', command: 'echo should-not-run' });
       assert.equal(r.code, 255);
       assert.equal(r.stdout.length, 0);
-      assert.match(r.stderr, new RegExp(`airlock: .*\\[${code}\\]`));
+      const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('airlock:'));
+      assert.equal(lines.length, 1, `exactly one airlock line, got: ${r.stderr}`);
+      assert.match(lines[0] ?? '', new RegExp(`^airlock: .*\\[${code}\\]\\r?$`));
       assert.match(r.stderr, /Permission denied/);
     });
   }

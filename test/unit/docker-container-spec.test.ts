@@ -8,6 +8,11 @@ import type { DockerContainerOptions } from '../../src/backend/docker/options.js
 const container: DockerContainerOptions = { image: 'img', env: {}, labels: { team: 'ci' }, extra: {} };
 
 describe('buildHostConfig', () => {
+  it('leaves NetworkMode to the Engine unless configured; extra may set it too', () => {
+    assert.equal('NetworkMode' in buildHostConfig({ extra: {} }), false);
+    assert.equal(buildHostConfig({ networkMode: 'bridge', extra: { networkMode: 'none' } })['NetworkMode'], 'none');
+  });
+
   it('applies the secure defaults when nothing is configured', () => {
     assert.deepEqual(buildHostConfig({ extra: {} }), {
       Init: true,
@@ -23,7 +28,7 @@ describe('buildHostConfig', () => {
 
   it('explicit options override the defaults, extra (any key case) overrides both, AutoRemove stays off', () => {
     const hc = buildHostConfig(
-      { memory: 5, pidsLimit: 7, capDrop: ['NET_RAW'], capAdd: ['CHOWN'], readonlyRootfs: true, tmpfs: { '/tmp': 'size=1m' }, extra: { init: false, memory: 9, shmSize: 3, autoRemove: true } },
+      { memory: 5, pidsLimit: 7, capDrop: ['NET_RAW'], capAdd: ['CHOWN'], readonlyRootfs: true, tmpfs: { '/tmp': 'size=1m' }, networkMode: 'none', extra: { init: false, memory: 9, shmSize: 3, autoRemove: true } },
       [24, 80],
     );
     assert.equal(hc['Init'], false);
@@ -33,6 +38,8 @@ describe('buildHostConfig', () => {
     assert.deepEqual(hc['CapDrop'], ['NET_RAW']);
     assert.deepEqual(hc['CapAdd'], ['CHOWN']);
     assert.equal(hc['ReadonlyRootfs'], true);
+    assert.deepEqual(hc['Tmpfs'], { '/tmp': 'size=1m' });
+    assert.equal(hc['NetworkMode'], 'none');
     assert.equal(hc['shmSize'], 3);
     assert.equal(hc['AutoRemove'], false);
     assert.deepEqual(hc['ConsoleSize'], [24, 80]);
@@ -53,7 +60,7 @@ describe('buildHostConfig', () => {
 describe('buildCreateBody', () => {
   it('overrides entrypoint and cmd, wires stdio, and keeps the gateway labels authoritative', () => {
     const body = buildCreateBody({
-      container: { ...container, workingDir: '/w', extra: { labels: { 'airlock.managed': 'false', extra: 'yes' }, entrypoint: ['/evil'], stopSignal: 'SIGINT' } },
+      container: { ...container, workingDir: '/w', hostname: 'box', extra: { labels: { 'airlock.managed': 'false', extra: 'yes' }, entrypoint: ['/evil'], stopSignal: 'SIGINT' } },
       hostConfig: { Init: true },
       image: 'img',
       user: 'airlock',
@@ -69,6 +76,7 @@ describe('buildCreateBody', () => {
     assert.deepEqual(body['Labels'], { 'airlock.managed': 'true', extra: 'yes', team: 'ci' });
     assert.equal(body['User'], 'airlock');
     assert.equal(body['WorkingDir'], '/w');
+    assert.equal(body['Hostname'], 'box');
     assert.equal(body['stopSignal'], 'SIGINT');
     assert.equal(body['StdinOnce'], true);
     assert.equal(body['Tty'], true);
