@@ -1,2 +1,3 @@
 export type * from './backend.js';
 export * from './file-error.js';
+export { delegateConnection } from './delegating-connection.js';

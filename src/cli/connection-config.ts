@@ -14,6 +14,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Backend, BackendConnection, ConnectionInfo } from '../backend/backend.js';
+import { delegateConnection } from '../backend/index.js';
 import { mergeMaps } from '../auth/metadata-merge.js';
 import { filterEnv, mergeConnectionConfig, type AppConfig, type ConfigAnswer, type ConfigWebhook } from '../config/index.js';
 import { AirlockError, isAirlockError } from '../core/errors.js';
@@ -85,8 +86,9 @@ export function createConnectionConfigurer(deps: ConnectionConfigurerDeps): Conn
       await release();
       throw err;
     }
-    return {
-      startProcess: (request, s) => conn.startProcess(request, s),
+    // Everything the workload can do (SFTP over the file API, port forwarding, ...) passes
+    // through; only close() does more.
+    return delegateConnection(conn, {
       async close(reason) {
         try {
           await conn.close(reason);
@@ -94,7 +96,7 @@ export function createConnectionConfigurer(deps: ConnectionConfigurerDeps): Conn
           await release();
         }
       },
-    };
+    });
   }
 }
 

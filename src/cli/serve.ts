@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
-import { loadConfigFile, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, type AppConfig } from '../config/index.js';
+import { loadConfigSource, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, type ConfigSource } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createAuthRateLimiter, createGateway, describeHostCertificate, loadHostCertificates, loadHostKeys } from '../ssh/index.js';
 import { createRecorder } from '../audit/index.js';
-import { createReaper, type DockerBackend } from '../backend/docker/index.js';
+import type { DockerBackend } from '../backend/docker/index.js';
 import { systemClock } from '../core/clock.js';
 import { newGatewayId } from '../core/ids.js';
 import { toAirlockError } from '../core/errors.js';
-import { authRateLimit, buildAuth, createBackend, reaperLiveIds, sshOptions, kubernetesConnection } from './wiring.js';
+import { authRateLimit, buildAuth, createBackend, reaperLiveIds, sshOptions } from './wiring.js';
+import { reaperKinds, startReapers } from './reapers.js';
 import { createBrokerRuntime } from '../broker/index.js';
 import { createConnectionConfigurer } from './connection-config.js';
 
@@ -19,7 +20,8 @@ export interface ServeFlags {
 /** `airlock serve`: runs the gateway until SIGTERM/SIGINT, then drains and removes every container. */
 export async function runServe(flags: ServeFlags): Promise<void> {
   const path = resolveConfigPath(flags.config, process.env);
-  const config: AppConfig = path ? await loadConfigFile(path) : embeddedDefaults();
+  const source: ConfigSource = path ? await loadConfigSource(path) : { config: embeddedDefaults(), sections: new Set() };
+  const { config } = source;
   const logger = createLogger(config.log);
   const gatewayId = newGatewayId();
   // Only when enabled: without it nothing is measured at all. Created first so any part can report.
@@ -77,20 +79,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     metrics,
   });
   broker?.attachGateway(gateway);
-  const reaperDeps = { gatewayId, liveConnections: reaperLiveIds(gateway, backend), logger: logger.child({ component: 'reaper' }) };
-  const reaper =
-    config.backend === 'kubernetes'
-      ? (await import('../backend/kubernetes/index.js')).createKubernetesReaper({
-          ...reaperDeps,
-          connection: kubernetesConnection(config),
-          namespace: config.kubernetes.pod.metadata.namespace,
-          foreignMaxAgeMs: config.kubernetes.reaper.foreignMaxAge,
-          timeouts: config.kubernetes.timeouts,
-        })
-      : createReaper({ ...reaperDeps, host: config.docker.connection.host, foreignMaxAgeMs: config.docker.reaper.foreignMaxAge });
-  const reaperInterval = config.backend === 'kubernetes' ? config.kubernetes.reaper.interval : config.docker.reaper.interval;
-  await reaper.runOnce().catch((err: unknown) => logger.warn({ err }, 'start-up reaper run failed'));
-  if (reaperInterval > 0) reaper.start(reaperInterval);
+  // The static backend's reaper, and those of the engines a config server may switch to (reapers.ts).
+  const reapers = await startReapers({ config, kinds: reaperKinds(config, source.sections), gatewayId, liveConnections: reaperLiveIds(gateway, backend), logger });
 
   const address = await gateway.listen();
   const operator = await startOperatorFromConfig(config, { metrics, backend, sessionStore: broker?.store, logger });
@@ -107,7 +97,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     // Every connection is closed, so every recording is sealed; uploads get ssh.shutdownTimeout.
     await recorder.close();
     await broker?.close();
-    reaper.stop();
+    await reapers.stop();
     await backend.close();
     await operator?.close();
   });

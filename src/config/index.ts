@@ -25,8 +25,8 @@ export type {
   EnvPolicy,
   LogConfig,
 } from './schema.js';
-export { loadConfigFile, parseConfig, embeddedDefaults, resolveConfigPath, CONFIG_PATH_ENV } from './load.js';
-export type { KeyLocator } from './load.js';
+export { loadConfigFile, loadConfigSource, parseConfig, embeddedDefaults, resolveConfigPath, CONFIG_PATH_ENV } from './load.js';
+export type { ConfigSource, KeyLocator } from './load.js';
 export { filterEnv, matchesEnvPattern } from './env-policy.js';
 export { parseListenAddress, durationToMs, parseByteSize } from './value-parsers.js';
 export type { ListenAddress } from './value-parsers.js';

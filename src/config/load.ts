@@ -80,6 +80,22 @@ function locator(doc: Document, lines: LineCounter): KeyLocator {
  * problems (every one, one per line, naming the key path).
  */
 export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<AppConfig> {
+  return (await loadConfigSource(path, env)).config;
+}
+
+/** A validated config file and what the file itself wrote (defaults aside). */
+export interface ConfigSource {
+  readonly config: AppConfig;
+  /**
+   * The top-level sections the file writes (`docker`, `kubernetes`, ...): what the operator set
+   * up, as opposed to a section that exists only through its defaults. `airlock serve` starts the
+   * reapers of the backends a config server may switch to from these (docs/operations.md).
+   */
+  readonly sections: ReadonlySet<string>;
+}
+
+/** loadConfigFile, plus the sections the file writes. */
+export async function loadConfigSource(path: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfigSource> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -112,5 +128,7 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
       details: { source: path, problems: [reason] },
     });
   }
-  return parseConfig(applyEnvOverrides(raw, env), path, locator(doc, lines));
+  const input = applyEnvOverrides(raw, env);
+  const config = parseConfig(input, path, locator(doc, lines));
+  return { config, sections: new Set(isMapping(input) ? Object.keys(input) : []) };
 }

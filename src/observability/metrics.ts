@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BackendConnection, Process, ProcessRequest } from '../backend/backend.js';
+import { delegateConnection } from '../backend/index.js';
 import { toAirlockError } from '../core/errors.js';
 
 export type AuthOutcome = 'accept' | 'reject' | 'error';
@@ -275,24 +276,25 @@ export function createMetrics(options: MetricsOptions = {}): AppMetrics {
     backendErrorsByCode.inc({ operation, code: toAirlockError(err).code });
   };
 
-  const instrument = (conn: BackendConnection): BackendConnection => ({
-    startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
-      const started = now();
-      backendRequests.inc();
-      return conn.startProcess(request, signal).then(
-        (proc) => {
-          processStart.observe({ kind: request.kind, outcome: 'success' }, seconds(started));
-          return proc;
-        },
-        (err: unknown) => {
-          processStart.observe({ kind: request.kind, outcome: 'error' }, seconds(started));
-          backendFailed('startProcess', err);
-          throw err;
-        },
-      );
-    },
-    close: (reason: string) => conn.close(reason),
-  });
+  // Only startProcess is measured; every other member (file API, forwarding) passes through.
+  const instrument = (conn: BackendConnection): BackendConnection =>
+    delegateConnection(conn, {
+      startProcess(request: ProcessRequest, signal?: AbortSignal): Promise<Process> {
+        const started = now();
+        backendRequests.inc();
+        return conn.startProcess(request, signal).then(
+          (proc) => {
+            processStart.observe({ kind: request.kind, outcome: 'success' }, seconds(started));
+            return proc;
+          },
+          (err: unknown) => {
+            processStart.observe({ kind: request.kind, outcome: 'error' }, seconds(started));
+            backendFailed('startProcess', err);
+            throw err;
+          },
+        );
+      },
+    });
 
   return {
     registry,

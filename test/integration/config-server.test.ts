@@ -12,9 +12,12 @@ import { once } from 'node:events';
 import { assertNoGatewayLeaks, startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import { startWebhookServer, type RecordedRequest, type WebhookReply, type WebhookServer } from '../helpers/webhook-server.js';
 import { keyFixture, type KeyFixture } from '../helpers/fixture.js';
-import { spawnSsh, ssh } from '../helpers/ssh.js';
+import { sftpBatch, spawnSsh, ssh, startSshMaster } from '../helpers/ssh.js';
+import { exchange, freePort } from '../helpers/net.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
-import { ensureTestImage, inspectContainer, TEST_IMAGE, TEST_IMAGE_NOUSER } from '../helpers/docker.js';
+import { ensureRelayImage, ensureTestImage, inspectContainer, TEST_IMAGE, TEST_IMAGE_NOUSER } from '../helpers/docker.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const line = (code: string) => new RegExp(`^airlock: .+ \\[${code}\\]\\r?$`, 'm');
@@ -42,6 +45,17 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
       case 'otherengine':
         // The same dockerd under another socket path: an engine address of its own (own client).
         return { json: { config: { docker: { connection: { host: 'unix:///run/docker.sock' }, execution: { container: { env: { GREETING: 'other engine' } } } } } } };
+      case 'filer':
+        // Another image without sftp-server (so SFTP is the gateway's, over the backend's file
+        // API), writable, with port forwarding: everything a per-connection backend must keep.
+        return {
+          json: {
+            config: {
+              docker: { execution: { container: { image: TEST_IMAGE_NOUSER }, host: { readonlyRootfs: false } } },
+              security: { forwarding: { forwardingMode: 'enable' } },
+            },
+          },
+        };
       case 'restricted':
         return { json: { config: { security: { command: { mode: 'filter', allow: ['echo allowed'] } } } } };
       case 'writer':
@@ -105,6 +119,7 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
   before(async () => {
     await ensureTestImage();
     await ensureTestImage('nouser');
+    await ensureRelayImage();
     fx = await keyFixture();
     sshd = await startSshd();
     // A ContainerSSH auth webhook: alice's key for any user name; `merger` also gets maps.
@@ -209,6 +224,43 @@ describe('config server (ContainerSSH protocol) through the gateway', () => {
     assert.equal(other.stdout.toString(), 'greeting=other engine\n');
     const otherId = lastConnectionId('otherengine');
     await gw.waitForLog((l) => l.connectionId === otherId && l.msg === 'per-connection backend closed');
+  });
+
+  it('(a) a config server that changes the image keeps gateway-side sftp and port forwarding (the per-connection backend passes every capability through)', async () => {
+    // alice: the gateway's backend (behind the metrics wrapper); filer: a backend of its own.
+    // Neither image has sftp-server: sftp works only through the backend's file API.
+    const aliceSftp = await sftpBatch(gw, { user: 'alice', identity: fx.alice.path }, [`get /etc/passwd ${join(gw.dir, 'alice-passwd')}`]);
+    assert.equal(aliceSftp.code, 0, aliceSftp.stderr);
+    assert.match(await readFile(join(gw.dir, 'alice-passwd'), 'utf8'), /^root:/m);
+    const aliceId = lastConnectionId('alice');
+    assert.ok(connectionLogs(aliceId).some((l) => l.msg === 'session program started' && l['servedBy'] === 'gateway'), 'alice: sftp served by the gateway');
+
+    const upload = join(gw.dir, 'filer-upload.txt');
+    const content = `uploaded through a per-connection backend ${Date.now()}\n`;
+    await writeFile(upload, content);
+    const filerSftp = await sftpBatch(gw, { user: 'filer', identity: fx.alice.path }, [`put ${upload} /tmp/up.txt`, `get /tmp/up.txt ${upload}.back`, 'ls -l /tmp/up.txt']);
+    assert.equal(filerSftp.code, 0, filerSftp.stderr);
+    assert.equal(await readFile(`${upload}.back`, 'utf8'), content, 'the file made the round trip');
+    const filerId = lastConnectionId('filer');
+    assert.ok(connectionLogs(filerId).some((l) => l.msg === 'connection gets its own backend (config server)'), 'filer has a backend of its own');
+    assert.ok(connectionLogs(filerId).some((l) => l.msg === 'session program started' && l['servedBy'] === 'gateway'), 'filer: sftp served by the gateway');
+    assert.ok(!connectionLogs(filerId).some((l) => l.code === 'FORWARDING_UNAVAILABLE'));
+    await gw.waitForLog((l) => l.connectionId === filerId && l.msg === 'per-connection backend closed');
+
+    // ssh -L, enabled by the answer: dials from inside filer's container (through the relay).
+    const inside = 23456;
+    const local = await freePort();
+    const master = await startSshMaster(gw, { user: 'filer', identity: fx.alice.path, args: ['-L', `127.0.0.1:${local}:127.0.0.1:${inside}`] });
+    try {
+      const started = await master.run(`mkdir -p /tmp/www && echo from-filer > /tmp/www/index.html && httpd -p 127.0.0.1:${inside} -h /tmp/www && echo started`);
+      assert.equal(started.code, 0, started.stderr);
+      const answer = (await exchange(local, 'GET /index.html HTTP/1.0\r\n\r\n')).toString();
+      assert.match(answer, /^HTTP\/1\.[01] 200 OK[\s\S]*from-filer/);
+      const id = lastConnectionId('filer');
+      await gw.waitForLog((l) => l.connectionId === id && l.msg === 'port forwarding channel open' && l.port === inside);
+    } finally {
+      await master.stop();
+    }
   });
 
   it('(b) a per-connection security policy refuses a command with the POLICY_DENIED line', async () => {

@@ -36,16 +36,82 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   PodDisruptionBudget: PodDisruptionBudget as never,
 };
 
+/**
+ * YAML 1.1, as kubectl reads manifests (sigs.k8s.io/yaml over go-yaml): `0440` is octal there,
+ * while YAML 1.2 (this library's default) would read it as the decimal 440.
+ */
 async function loadAll(): Promise<Doc[]> {
   const files = (await readdir(DIR)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
   const docs: Doc[] = [];
   for (const file of files.sort()) {
-    for (const doc of parseAllDocuments(await readFile(join(DIR, file), 'utf8'))) {
+    for (const doc of parseAllDocuments(await readFile(join(DIR, file), 'utf8'), { version: '1.1' })) {
       assert.deepEqual(doc.errors, [], `${file} parses`);
       docs.push(doc.toJSON() as Doc);
     }
   }
   return docs;
+}
+
+type SecurityContext = { runAsUser?: number; runAsGroup?: number; fsGroup?: number };
+type KeyToPath = { key: string; path: string; mode?: number };
+type FileSource = { secretName?: string; name?: string; defaultMode?: number; items?: KeyToPath[] };
+type PodVolume = {
+  name: string;
+  secret?: FileSource;
+  configMap?: FileSource;
+  projected?: { defaultMode?: number; sources: Array<{ secret?: FileSource; configMap?: FileSource }> };
+};
+type PodSpec = {
+  securityContext?: SecurityContext;
+  containers: Array<{ name: string; securityContext?: SecurityContext; volumeMounts?: Array<{ name: string }> }>;
+  volumes?: PodVolume[];
+};
+
+/** The Kubernetes default for Secret, ConfigMap and projected volume files. */
+const DEFAULT_FILE_MODE = 0o644;
+
+/**
+ * Why each file of each Secret/ConfigMap volume a container mounts cannot be read by the user the
+ * container runs as ([] when all are readable). The kubelet writes these files owned by root, with
+ * group fsGroup when the pod sets one (a supplementary group of every container), so the owner
+ * bits never apply to a non-root user: the group bits do when fsGroup is set, the other bits always.
+ * Running as root to get around it is not allowed.
+ */
+function unreadableMounts(pod: PodSpec): string[] {
+  const problems: string[] = [];
+  const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+  for (const container of pod.containers) {
+    const uid = container.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
+    const fsGroup = pod.securityContext?.fsGroup;
+    if (uid === undefined || uid === 0) {
+      problems.push(`${container.name}: runAsUser must be set and not 0 (got ${uid})`);
+      continue;
+    }
+    const readable = (mode: number) => (mode & 0o004) !== 0 || (fsGroup !== undefined && (mode & 0o040) !== 0);
+    for (const mount of container.volumeMounts ?? []) {
+      const volume = volumes.get(mount.name);
+      if (!volume) {
+        problems.push(`${container.name}: mount ${mount.name} has no volume`);
+        continue;
+      }
+      const sources: Array<{ what: string; source: FileSource; fallback: number }> = [];
+      if (volume.secret) sources.push({ what: 'secret', source: volume.secret, fallback: DEFAULT_FILE_MODE });
+      if (volume.configMap) sources.push({ what: 'configMap', source: volume.configMap, fallback: DEFAULT_FILE_MODE });
+      for (const s of volume.projected?.sources ?? []) {
+        const fallback = volume.projected?.defaultMode ?? DEFAULT_FILE_MODE;
+        if (s.secret) sources.push({ what: 'projected secret', source: { defaultMode: fallback, ...s.secret }, fallback });
+        if (s.configMap) sources.push({ what: 'projected configMap', source: { defaultMode: fallback, ...s.configMap }, fallback });
+      }
+      for (const { what, source, fallback } of sources) {
+        const defaultMode = source.defaultMode ?? fallback;
+        const modes = source.items?.length ? source.items.map((i) => ({ file: i.path, mode: i.mode ?? defaultMode })) : [{ file: '*', mode: defaultMode }];
+        for (const { file, mode } of modes) {
+          if (!readable(mode)) problems.push(`${container.name}: ${what} volume ${volume.name} file ${file} mode 0${mode.toString(8)} is unreadable by uid ${uid} (fsGroup ${fsGroup ?? 'unset'})`);
+        }
+      }
+    }
+  }
+  return problems;
 }
 
 function one(docs: Doc[], kind: string, name?: string): Doc {
@@ -140,6 +206,34 @@ describe('deploy/kubernetes manifests', () => {
     assert.equal(pdb.metadata.namespace, 'airlock');
     assert.deepEqual(pdb.spec.selector.matchLabels, spec.selector.matchLabels);
     assert.ok(pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < spec.replicas);
+  });
+
+  it('Deployment: every mounted Secret/ConfigMap file is readable by the non-root user the gateway runs as', async () => {
+    const docs = await loadAll();
+    const deployment = one(docs, 'Deployment') as Doc & { spec: { template: { spec: PodSpec } } };
+    const pod = deployment.spec.template.spec;
+    assert.deepEqual(unreadableMounts(pod), []);
+    // The host key stays private to the gateway's group: not world-readable.
+    const hostKeys = pod.volumes?.find((v) => v.secret?.secretName === 'airlock-host-keys');
+    assert.ok(hostKeys, 'the host-key Secret is mounted');
+    assert.equal((hostKeys.secret?.defaultMode ?? DEFAULT_FILE_MODE) & 0o007, 0, 'the host key is not readable by other users');
+    assert.equal(pod.securityContext?.fsGroup, pod.securityContext?.runAsGroup);
+
+    // The check fails on what the manifest used to say (0400 and no fsGroup: root-owned, unreadable),
+    // and on a pod that would run as root to read it.
+    const withoutFsGroup: PodSpec = structuredClone(pod);
+    delete withoutFsGroup.securityContext!.fsGroup;
+    withoutFsGroup.volumes!.find((v) => v.name === hostKeys.name)!.secret!.defaultMode = 0o400;
+    assert.match(unreadableMounts(withoutFsGroup).join('\n'), new RegExp(`volume ${hostKeys.name} file \\* mode 0400 is unreadable`));
+    const groupOnlyWithoutFsGroup: PodSpec = structuredClone(pod);
+    delete groupOnlyWithoutFsGroup.securityContext!.fsGroup;
+    assert.match(unreadableMounts(groupOnlyWithoutFsGroup).join('\n'), /mode 0440 is unreadable/);
+    const itemMode: PodSpec = structuredClone(pod);
+    itemMode.volumes!.find((v) => v.name === hostKeys.name)!.secret!.items = [{ key: 'k', path: 'k', mode: 0o600 }];
+    assert.match(unreadableMounts(itemMode).join('\n'), /file k mode 0600 is unreadable/);
+    const asRoot: PodSpec = structuredClone(pod);
+    asRoot.containers[0]!.securityContext = { ...asRoot.containers[0]!.securityContext, runAsUser: 0 };
+    assert.match(unreadableMounts(asRoot).join('\n'), /runAsUser must be set and not 0/);
   });
 
   it('NetworkPolicy: debug pods get no ingress and no egress to private ranges (cluster API, pods, metadata)', async () => {

@@ -122,7 +122,43 @@ const VARIANTS: Array<[string, PodBuildInput]> = [
       info: info({ deadline: new Date('2026-11-01T14:00:00.000Z'), environment: { CI: { value: 'true', sensitive: false } } }),
     }),
   ],
+  [
+    'template with init containers and a native sidecar',
+    input({
+      pod: {
+        ...TEMPLATE,
+        spec: {
+          securityContext: { runAsUser: 1000 },
+          initContainers: [
+            { name: 'fetch', image: 'busybox:1.36', command: ['wget', '-O', '/work/tool', 'https://example.com/tool'] },
+            { name: 'log-shipper', image: 'fluent/fluent-bit:3.1', restartPolicy: 'Always', securityContext: { readOnlyRootFilesystem: true } },
+            { name: 'needs-chown', image: 'busybox:1.36', securityContext: { capabilities: { add: ['CHOWN'], drop: ['ALL'] } } },
+          ],
+          containers: [{ name: 'shell', image: 'busybox:1.36' }],
+        },
+      },
+    }),
+  ],
 ];
+
+/**
+ * The per-container checks of the `restricted` Pod Security Standard that the defaults are meant
+ * to meet (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted): the
+ * admission controller applies them to containers, init containers and ephemeral containers alike.
+ */
+function restrictedViolations(pod: V1Pod): string[] {
+  const spec = pod.spec!;
+  const out: string[] = [];
+  if (spec.securityContext?.runAsNonRoot !== true) out.push('pod: runAsNonRoot');
+  if (spec.securityContext?.seccompProfile?.type !== 'RuntimeDefault') out.push('pod: seccompProfile');
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (c.securityContext?.allowPrivilegeEscalation !== false) out.push(`${c.name}: allowPrivilegeEscalation`);
+    if (!c.securityContext?.capabilities?.drop?.includes('ALL')) out.push(`${c.name}: capabilities.drop ALL`);
+    const added = (c.securityContext?.capabilities?.add ?? []).filter((cap) => cap !== 'NET_BIND_SERVICE');
+    if (added.length > 0) out.push(`${c.name}: capabilities.add ${added.join(',')}`);
+  }
+  return out;
+}
 
 describe('generated pods', () => {
   for (const [name, variant] of VARIANTS) {
@@ -132,6 +168,33 @@ describe('generated pods', () => {
       for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) assert.ok(isLabelValue(value), `label ${key}=${value}`);
     });
   }
+
+  it('init containers and native sidecars get the same securityContext defaults (restricted Pod Security)', () => {
+    const variant = VARIANTS.find(([name]) => name.includes('init containers'))![1];
+    const pod = buildPod(variant);
+    const [fetch, shipper, chown] = pod.spec!.initContainers!;
+    assert.deepEqual(fetch!.securityContext, { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    assert.deepEqual(fetch!.command, ['wget', '-O', '/work/tool', 'https://example.com/tool'], 'init containers keep their command');
+    assert.equal(fetch!.resources, undefined, 'default resources only for the console container');
+    assert.deepEqual(shipper!.securityContext, { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true });
+    assert.equal(shipper!.restartPolicy, 'Always');
+    // An explicit template value wins, as for containers; the checker sees what the operator asked for.
+    assert.deepEqual(chown!.securityContext, { allowPrivilegeEscalation: false, capabilities: { add: ['CHOWN'], drop: ['ALL'] } });
+    assert.deepEqual(restrictedViolations(pod), ['needs-chown: capabilities.add CHOWN']);
+    // The template itself is untouched (shared by every connection).
+    assert.equal((variant.pod.spec['initContainers'] as Array<Record<string, unknown>>)[0]!['securityContext'], undefined);
+    // Without the defaults the checker would have refused every init container: it can fail.
+    const bare = structuredClone(pod);
+    for (const c of bare.spec!.initContainers!) delete c.securityContext;
+    assert.deepEqual(restrictedViolations(bare), ['fetch: allowPrivilegeEscalation', 'fetch: capabilities.drop ALL', 'log-shipper: allowPrivilegeEscalation', 'log-shipper: capabilities.drop ALL', 'needs-chown: allowPrivilegeEscalation', 'needs-chown: capabilities.drop ALL']);
+  });
+
+  it('every variant without explicit exceptions meets the restricted Pod Security checks', () => {
+    for (const [name, variant] of VARIANTS) {
+      const violations = restrictedViolations(buildPod(variant)).filter((v) => !v.startsWith('needs-chown:'));
+      assert.deepEqual(violations, [], name);
+    }
+  });
 
   it('sets the mechanics and secure defaults', () => {
     const pod = buildPod(input({ info: info({ deadline: new Date('2026-11-01T12:30:00.000Z') }) }));

@@ -14,8 +14,8 @@ import { isLabelValue } from './pod-template.js';
  * are execs), with the connection's environment added to its `env` and the connection's image
  * when auth chose one. Defaults, applied only where the template says nothing:
  * `automountServiceAccountToken: false`, `enableServiceLinks: false`, pod securityContext
- * `runAsNonRoot: true` + seccomp `RuntimeDefault`, every container's securityContext
- * `allowPrivilegeEscalation: false` + `capabilities.drop: [ALL]`, console resources (requests
+ * `runAsNonRoot: true` + seccomp `RuntimeDefault`, every container's (init containers included)
+ * securityContext `allowPrivilegeEscalation: false` + `capabilities.drop: [ALL]`, console resources (requests
  * 100m/128Mi, limits 1 CPU/1Gi), `terminationGracePeriodSeconds: 5`. Always set (the backend's
  * mechanics): `restartPolicy: Never`, the `airlock.*` labels and annotations, and
  * `activeDeadlineSeconds` from the connection's deadline (plus a minute, so the gateway's own
@@ -52,6 +52,9 @@ export function buildPod(input: PodBuildInput): V1Pod {
   if (input.info.image) console.image = input.info.image;
   console.env = mergeEnv(console.env, input.info.environment);
   spec.containers = containers;
+  // Init containers (native sidecars included) get the same per-container defaults: the
+  // `restricted` Pod Security level checks them like any other container.
+  if (spec.initContainers) spec.initContainers = spec.initContainers.map((c) => withContainerDefaults(c, false));
   spec.restartPolicy = 'Never';
   spec.automountServiceAccountToken ??= false;
   spec.enableServiceLinks ??= false;
