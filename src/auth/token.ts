@@ -271,6 +271,11 @@ export function createTokenAuthProvider(deps: TokenAuthDeps): TokenAuthProvider 
         return refusal(toAirlockError(err, 'TOKEN_INVALID').code);
       }
 
+      // jose accepts `exp` up to the clock tolerance late (skew between broker and gateway), but
+      // such a login's deadline has already passed: it would get a container only to have it
+      // killed at once. The deadline grace lets a live connection finish, it admits no new one.
+      if (verified.expiresAt <= clock.now()) return refusal('TOKEN_EXPIRED');
+
       const connectionId = request.connectionId;
       let session: TokenSession;
       let release: () => Promise<void>;
@@ -301,6 +306,11 @@ export function createTokenAuthProvider(deps: TokenAuthDeps): TokenAuthProvider 
         release = async () => undefined;
       }
 
+      // The stored session may end before the token does (and time passed while we asked the store).
+      if (Math.min(verified.expiresAt, session.expiresAt) <= clock.now()) {
+        await release();
+        return refusal('TOKEN_EXPIRED');
+      }
       if (signal.aborted) {
         // The client left while we were asking; nobody will call release.
         await release();

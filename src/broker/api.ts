@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { AirlockError, ERROR_CODES, toAirlockError, type ErrorCode } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
-import { effectiveTtlSeconds, imageAllowed, sanitizeEnv, type SecretPolicy, type TtlPolicy } from './policy.js';
+import { effectiveTtlSeconds, imageAllowed, isEnvName, MAX_ENV_NAME_LENGTH, sanitizeEnv, type SecretPolicy, type TtlPolicy } from './policy.js';
 import { newSessionId, type TokenIssuer } from './tokens.js';
 import type { SessionRecord, SessionStore } from './store/session-store.js';
 
@@ -61,7 +61,15 @@ const printable = (max: number) =>
 
 // A Docker image reference: [registry[:port]/]name[:tag][@digest]; no whitespace or shell syntax.
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
-const ENV_NAME = /^[^=\0]{1,256}$/;
+const ENV_NAME_RULE = `letters, digits and "_", not starting with a digit, at most ${MAX_ENV_NAME_LENGTH} characters`;
+/** The name itself goes into the message: a record key is in the path, an array item is not. */
+const envName = z.string().refine(isEnvName, {
+  error: (issue) => {
+    const name = String(issue.input);
+    const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+    return `variable name ${JSON.stringify(shown)} is invalid: use ${ENV_NAME_RULE}`;
+  },
+});
 
 export const provisionRequestSchema = z.strictObject({
   image: z.string().min(1).max(512).regex(IMAGE, { message: 'must be an image reference like ghcr.io/org/app:tag' }),
@@ -77,13 +85,13 @@ export const provisionRequestSchema = z.strictObject({
   env: optional(
     z
       .record(
-        z.string().regex(ENV_NAME, { message: 'variable names must be 1-256 characters without "=" or NUL' }),
+        envName,
         z.string().max(MAX_ENV_VALUE).regex(/^[^\0]*$/, { message: 'must not contain NUL' }),
       )
       .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, { message: `at most ${MAX_ENV_VARS} variables` }),
   ),
   /** Names the client already stripped before sending (airlock provision --pass-env); listed, never trusted for anything else. */
-  redacted_vars: optional(z.array(z.string().regex(ENV_NAME)).max(MAX_ENV_VARS)),
+  redacted_vars: optional(z.array(envName).max(MAX_ENV_VARS)),
 });
 export type ProvisionRequest = z.output<typeof provisionRequestSchema>;
 

@@ -16,6 +16,18 @@ export const DEFAULT_SECRET_NAME_PATTERNS: readonly string[] = BROKER_SECRET_NAM
 /** No session may outlive this, whatever the configuration says (issue: "hard max 3600"). */
 export const HARD_MAX_TTL_SECONDS = 3600;
 
+/**
+ * A session variable name: a portable shell identifier (POSIX "Name"). Anything else is refused at
+ * the API: a comma would corrupt the comma-separated AIRLOCK_REDACTED_VARS, and names such as
+ * bash's exported functions (`BASH_FUNC_f%%`) cannot be used from a shell anyway.
+ */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const MAX_ENV_NAME_LENGTH = 256;
+
+export function isEnvName(name: string): boolean {
+  return name.length <= MAX_ENV_NAME_LENGTH && ENV_NAME_PATTERN.test(name);
+}
+
 /** Variables the gateway sets itself; values supplied by CI under these names are dropped. */
 export const RESERVED_ENV_PREFIX = 'AIRLOCK_';
 

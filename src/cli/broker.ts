@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { loadConfigFile, parseListenAddress, resolveConfigPath } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
-import { createBrokerRuntime, DEFAULT_SECRET_NAME_PATTERNS, sanitizeEnv } from '../broker/index.js';
+import { createBrokerRuntime, DEFAULT_SECRET_NAME_PATTERNS, isEnvName, sanitizeEnv } from '../broker/index.js';
 import { AirlockError } from '../core/errors.js';
 import { retry } from '../core/retry.js';
 
@@ -172,6 +172,8 @@ export async function runProvision(flags: ProvisionFlags, io: ProvisionIo): Prom
     const own: Record<string, string> = {};
     for (const [name, value] of Object.entries(io.env)) {
       if (value === undefined || HOST_ONLY_VARS.includes(name) || name === PROVISION_KEY_ENV) continue;
+      // Not a shell variable (bash's exported functions are `BASH_FUNC_f%%`): the broker would refuse the whole request.
+      if (!isEnvName(name)) continue;
       own[name] = value;
     }
     // Strip here too, so the runner's secrets never even leave it.

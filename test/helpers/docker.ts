@@ -47,15 +47,38 @@ export interface ContainerFilter {
   readonly gatewayId?: string;
   /** Only containers of this connection (label airlock.connection). */
   readonly connectionId?: string;
+  /** Only containers carrying all of these labels (e.g. `airlock.meta.session_id`). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+function labelFilters(filter: ContainerFilter): string[] {
+  const labels: Record<string, string> = { ...filter.labels };
+  if (filter.gatewayId) labels['airlock.gateway'] = filter.gatewayId;
+  if (filter.connectionId) labels['airlock.connection'] = filter.connectionId;
+  return Object.entries(labels).flatMap(([k, v]) => ['--filter', `label=${k}=${v}`]);
 }
 
 /** Ids of `docker ps -a --filter label=airlock.managed=true` (narrowed by `filter`), sorted. */
 export async function managedContainers(filter: ContainerFilter = {}): Promise<string[]> {
-  const args = ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', '--filter', 'label=airlock.managed=true'];
-  if (filter.gatewayId) args.push('--filter', `label=airlock.gateway=${filter.gatewayId}`);
-  if (filter.connectionId) args.push('--filter', `label=airlock.connection=${filter.connectionId}`);
+  const args = ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', '--filter', 'label=airlock.managed=true', ...labelFilters(filter)];
   const { stdout } = await run('docker', args);
   return stdout.split('\n').filter((line) => line !== '').sort();
+}
+
+/**
+ * Ids of the managed containers the engine *created* between two instants (its event log),
+ * narrowed by `filter`. Unlike `docker ps` afterwards, this also sees a container that was
+ * created and removed again in between, so it proves "no container was created".
+ * `untilMs` must not be in the future (docker events would wait for it).
+ */
+export async function containersCreatedBetween(sinceMs: number, untilMs: number, filter: ContainerFilter = {}): Promise<string[]> {
+  const args = [
+    'events', '--since', (sinceMs / 1000).toFixed(3), '--until', (untilMs / 1000).toFixed(3),
+    '--format', '{{.Actor.ID}}', '--filter', 'type=container', '--filter', 'event=create',
+    '--filter', 'label=airlock.managed=true', ...labelFilters(filter),
+  ];
+  const { stdout } = await run('docker', args);
+  return stdout.split('\n').filter((line) => line !== '');
 }
 
 export const listManagedContainers = managedContainers;

@@ -140,7 +140,7 @@ describe('provisioning API (in-memory store)', () => {
     await bad({ image: 'alpine:3', pr_number: -1 }, /^pr_number:/m);
     await bad({ image: 'alpine:3', ttl_seconds: 0 }, /^ttl_seconds: must be at least 1$/m);
     await bad({ image: 'alpine:3', max_connections: 50 }, /^max_connections:/m);
-    await bad({ image: 'alpine:3', env: { 'A=B': 'x' } }, /^env\.A=B: variable names/m);
+    await bad({ image: 'alpine:3', env: { 'A=B': 'x' } }, /^env\.A=B: variable name "A=B" is invalid/m);
     await bad({ image: 'alpine:3', ttl: 60 }, /Unrecognized key.*"ttl"/);
     await bad('{"image": ', /JSON/);
     // Empty optional fields (a push build has no PR number) read as absent.
@@ -149,6 +149,31 @@ describe('provisioning API (in-memory store)', () => {
     assert.equal(big.status, 413);
     const form = await call(base, 'POST', '/v1/sessions', 'image=alpine', KEY_A, { 'content-type': 'application/x-www-form-urlencoded' });
     assert.equal(form.status, 415);
+  });
+
+  it('env names are shell identifiers: anything else (a comma would corrupt AIRLOCK_REDACTED_VARS) is a 400 naming the variable', async () => {
+    const rule = 'use letters, digits and "_", not starting with a digit, at most 256 characters';
+    const refused = async (body: Record<string, unknown>, problem: string) => {
+      const res = await call(base, 'POST', '/v1/sessions', { image: 'alpine:3', ...body });
+      assert.equal(res.status, 400, problem);
+      const json = (await res.json()) as { error: string; message: string; problems: string[] };
+      assert.equal(json.error, 'REQUEST_INVALID');
+      assert.equal(json.message, 'the request body is invalid');
+      assert.deepEqual(json.problems, [problem]);
+    };
+    for (const name of ['A,B', 'GOOD,AWS_SECRET_ACCESS_KEY', '1ABC', 'WITH SPACE', 'BASH_FUNC_f%%', 'ÄRGER', 'A-B', 'A.B', '']) {
+      await refused({ env: { GOPATH: '/go', [name]: 'x' } }, `env.${name}: variable name ${JSON.stringify(name)} is invalid: ${rule}`);
+    }
+    await refused({ env: { [`A${'X'.repeat(256)}`]: 'x' } }, `env.A${'X'.repeat(256)}: variable name ${JSON.stringify(`A${'X'.repeat(63)}…`)} is invalid: ${rule}`);
+    // The names a client stripped itself are listed in the same variable: same rule.
+    await refused({ redacted_vars: ['NPM_TOKEN', 'A,B'] }, `redacted_vars.1: variable name "A,B" is invalid: ${rule}`);
+
+    const ok = await call(base, 'POST', '/v1/sessions', { image: 'alpine:3', env: { _UNDER: '1', lower_9: '2', [`Z${'Z'.repeat(255)}`]: '3' }, redacted_vars: ['MY_TOKEN'] });
+    assert.equal(ok.status, 201);
+    const s = (await ok.json()) as { session_id: string; redacted_vars: string[] };
+    assert.deepEqual(s.redacted_vars, ['MY_TOKEN']);
+    const meta = (await (await call(base, 'GET', `/v1/sessions/${s.session_id}`)).json()) as { env_names: string[] };
+    assert.deepEqual(meta.env_names, ['Z'.repeat(256), '_UNDER', 'lower_9']);
   });
 
   it('403 for an image outside broker.policy.allowedImages', async () => {

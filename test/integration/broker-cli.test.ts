@@ -102,13 +102,15 @@ describe('airlock broker + airlock provision', () => {
       GOPATH: '/home/runner/go',
       MY_DEPLOY_TOKEN: 'tok-123',
       SETUP_BLOB: 'ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8',
+      // An exported bash function: not a variable name the broker accepts, so not sent (no 400).
+      'BASH_FUNC_greet%%': '() {  echo hi\n}',
     });
     assert.equal(r.code, 0, r.stderr);
     const a = JSON.parse(r.stdout) as { session_id: string; redacted_vars: string[] };
     const meta = await session(a.session_id);
     const names = meta.env_names as string[];
     assert.ok(names.includes('GOPATH') && names.includes('EXTRA'));
-    for (const n of ['PATH', 'HOME', 'MY_DEPLOY_TOKEN', 'SETUP_BLOB', 'AIRLOCK_PROVISION_KEY']) assert.ok(!names.includes(n), `${n} was sent`);
+    for (const n of ['PATH', 'HOME', 'MY_DEPLOY_TOKEN', 'SETUP_BLOB', 'AIRLOCK_PROVISION_KEY', 'BASH_FUNC_greet%%']) assert.ok(!names.includes(n), `${n} was sent`);
     assert.ok(a.redacted_vars.includes('MY_DEPLOY_TOKEN') && a.redacted_vars.includes('SETUP_BLOB'));
     assert.ok(!a.redacted_vars.includes('AIRLOCK_PROVISION_KEY'));
   });

@@ -11,7 +11,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { startGateway, assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
 import { ssh, spawnSsh } from '../helpers/ssh.js';
-import { ensureTestImage, inspectContainer } from '../helpers/docker.js';
+import { containersCreatedBetween, ensureTestImage, inspectContainer, managedContainers } from '../helpers/docker.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { tempDir } from '../helpers/tmp.js';
 import { retry } from '../../src/core/retry.js';
@@ -50,7 +50,9 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
       broker: {
         listen: '127.0.0.1:0',
         provisionKeys: [KEY],
-        tokens: { audience: 'airlock-e2e' },
+        // A wide tolerance: a token refused soon after exp is refused by the gateway's expiry
+        // check, not by jose's `exp` check (which honours the tolerance).
+        tokens: { audience: 'airlock-e2e', clockTolerance: '60s' },
       },
     });
     const line = await gw.waitForLog((l) => l.msg === 'broker API listening');
@@ -75,12 +77,8 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     const res = await fetch(`${api}/v1/sessions/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
     assert.equal(res.status, 200);
   };
-  const containersOf = async (sessionId: string) =>
-    (await gw.containers()).length === 0
-      ? []
-      : (await Promise.all((await gw.containers()).map(inspectContainer))).filter(
-          (c) => (c.Config as { Labels: Record<string, string> }).Labels['airlock.meta.session_id'] === sessionId,
-        );
+  /** Ids of the session's containers, running or not (docker ps -a by label). */
+  const containersOf = (sessionId: string) => managedContainers({ gatewayId: gw.gatewayId, labels: { 'airlock.meta.session_id': sessionId } });
 
   it('`ssh <token>@gateway env`: the session image, GOPATH and AIRLOCK_*, no secret values', async () => {
     const s = await provision({
@@ -130,8 +128,9 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
       { deadline: Date.now() + 30_000, initialDelayMs: 50, maxDelayMs: 200 },
     );
 
-    const [container] = await containersOf(s.session_id);
-    assert.ok(container, 'the session container exists');
+    const [id] = await containersOf(s.session_id);
+    assert.ok(id, 'the session container exists');
+    const container = await inspectContainer(id);
     const labels = (container.Config as { Labels: Record<string, string> }).Labels;
     assert.equal(labels['airlock.meta.commit_sha'], COMMIT);
     assert.equal(labels['airlock.meta.pr_number'], '7');
@@ -202,7 +201,7 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     }
   });
 
-  it('expired token: "Permission denied" plus the reason, no container; a live connection is warned, then closed at expiry', async () => {
+  it('a live connection is warned, closed at expiry and its container removed; right after expiry a login is refused, no container', async () => {
     // Long enough for the container to start even on a loaded machine, short enough for a test.
     const s = await provision({ ttl_seconds: 8 });
     const live = await spawnSsh(gw, { user: s.token, command: 'echo in; sleep 120' });
@@ -214,24 +213,45 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
       if (warnedAt === undefined && text.includes('this session ends in')) warnedAt = Date.now();
     });
     live.stdin!.end();
-    const [code] = (await once(live, 'close')) as [number | null];
+    const closed = once(live, 'close') as Promise<[number | null]>;
+    await retry(
+      async () => {
+        if (!/^in$/m.test(text)) throw new Error('not yet');
+      },
+      { deadline: Date.now() + 30_000, initialDelayMs: 50, maxDelayMs: 200 },
+    );
+    const running = await containersOf(s.session_id);
+    assert.equal(running.length, 1, 'the session container runs while connected');
+
+    const [code] = await closed;
     assert.ok(Date.now() / 1000 >= s.expires_at - 1, 'closed at the deadline, not before');
     assert.notEqual(code, 0);
-    assert.match(text, /^in$/m);
     const expiry = new Date(s.expires_at * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     assert.ok(text.includes(`airlock: this session ends in 3 seconds (access expires at ${expiry})`), text);
     assert.ok(warnedAt !== undefined && warnedAt / 1000 >= s.expires_at - 4.5 && warnedAt / 1000 < s.expires_at, 'warned about 3 s before expiry');
     assert.ok(text.indexOf('this session ends in') < text.indexOf('access has expired'), 'the warning comes first');
     assert.match(text, /access has expired/);
 
-    const before = (await gw.containers()).length;
-    // Past exp + the verifier's clock tolerance (5 s).
-    await new Promise((r) => setTimeout(r, Math.max(0, s.expires_at * 1000 + 6_000 - Date.now())));
+    // The container is removed at expiry: ask the engine until it is gone (bounded), then assert.
+    const left = await retry(
+      async () => {
+        const ids = await containersOf(s.session_id);
+        if (ids.length > 0) throw new Error(`session containers still present: ${ids.join(', ')}`);
+        return ids;
+      },
+      { deadline: Date.now() + 20_000, initialDelayMs: 50, maxDelayMs: 500 },
+    );
+    assert.deepEqual(left, []);
+
+    // Right after expiry, inside the verifier's clock tolerance (60 s here): refused all the same.
+    const since = Date.now();
     const r = await ssh(gw, { user: s.token, command: 'true' });
+    const until = Date.now();
+    assert.ok(until < s.expires_at * 1000 + 60_000, 'refused inside the clock tolerance: by the expiry check');
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /token has expired.*\[TOKEN_EXPIRED\]/);
+    assert.match(r.stderr, /airlock: the debug-session token has expired; provision a new session \[TOKEN_EXPIRED\]/);
     assert.match(r.stderr, /Permission denied/);
-    assert.ok((await gw.containers()).length <= before, 'no container for an expired token');
+    assert.deepEqual(await containersCreatedBetween(since, until, { gatewayId: gw.gatewayId }), [], 'no container for an expired token');
     await gw.waitForIdle();
   });
 

@@ -213,6 +213,56 @@ describe('token auth provider', () => {
     assert.equal(provider.heldSessions().size, 0, 'no refused login holds a slot');
   });
 
+  it('a token past exp but inside the clock tolerance is refused (its container would die at once); the grace admits nobody', async () => {
+    const { provider, provision, store, clock } = setup(); // deadlineGraceMs: 30 s
+    providers.push(provider);
+    const { record, token } = await provision({}, 10_000);
+
+    // 1 ms before exp: still a login, with the grace on its deadline.
+    clock.advance(9_999);
+    const live = await provider.authenticate(none, request(token, '1'.repeat(32)), signal());
+    assert.equal(live.outcome, 'accept');
+    assert.equal(live.deadline?.getTime(), record.expiresAt + 30_000);
+    await live.release?.();
+
+    clock.advance(2_001); // 2 s past exp
+    const verifier = createTokenVerifier({ keys, audience: AUDIENCE, clockToleranceSeconds: 5, clock });
+    assert.equal((await verifier.verify(token)).sessionId, record.id, 'premise: the verifier alone still accepts it');
+    const d = await provider.authenticate(none, request(token, '2'.repeat(32)), signal());
+    assert.equal(d.outcome, 'reject');
+    assert.equal(d.reason, 'TOKEN_EXPIRED');
+    assert.equal(d.userMessage, 'airlock: the debug-session token has expired; provision a new session [TOKEN_EXPIRED]');
+    assert.equal(d.release, undefined);
+    assert.equal(provider.heldSessions().size, 0);
+    assert.equal((await store.get(record.id))?.activeConnections, 0, 'no slot taken');
+
+    // Exactly at exp is past the deadline too.
+    const { token: atExp } = await provision({}, 10_000);
+    clock.advance(10_000);
+    assert.equal((await provider.authenticate(none, request(atExp, '3'.repeat(32)), signal())).reason, 'TOKEN_EXPIRED');
+  });
+
+  it('a session record that ends before its token: refused at its own expiry, and the slot taken is released', async () => {
+    const { provider, store, clock, issuer } = setup();
+    providers.push(provider);
+    const record: SessionRecord = {
+      id: newSessionId(),
+      image: 'alpine:3',
+      env: {},
+      redactedVars: [],
+      maxConnections: 1,
+      createdAt: clock.now(),
+      expiresAt: clock.now() + 5_000,
+    };
+    await store.create(record, record.expiresAt + 60_000);
+    const token = await issuer.issue({ sessionId: record.id, expiresAt: clock.now() + 600_000 });
+    clock.advance(6_000);
+    const d = await provider.authenticate(none, request(token, '4'.repeat(32)), signal());
+    assert.equal(d.reason, 'TOKEN_EXPIRED');
+    assert.deepEqual(provider.connectionsOf(record.id), []);
+    assert.equal((await store.get(record.id))?.activeConnections, 0, 'the slot acquired before the check is released');
+  });
+
   it('max_connections: a second concurrent login is refused; after release a reconnect works', async () => {
     const { provider, provision, store } = setup();
     providers.push(provider);

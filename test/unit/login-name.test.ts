@@ -13,5 +13,8 @@ describe('loggableLoginName', () => {
     assert.match(shown, /^token:sha256:[0-9a-f]{12}$/);
     assert.equal(loggableLoginName(token), shown);
     assert.ok(!shown.includes('eyJ'));
+    // Unsigned (`alg: none`) or with a short signature: still token-shaped, still replaced.
+    assert.match(loggableLoginName('eyJhbGciOiJub25lIn0.eyJzdWIiOiJzZXNzaW9uLTEyMyJ9.'), /^token:sha256:[0-9a-f]{12}$/);
+    assert.match(loggableLoginName('eyJhbGciOiJub25lIn0.eyJzdWIiOiJzZXNzaW9uLTEyMyJ9.abc'), /^token:sha256:[0-9a-f]{12}$/);
   });
 });
