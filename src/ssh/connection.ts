@@ -305,7 +305,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           loginNotice: () =>
             loginNotice({
               ...(deps.options.motd ? { motd: deps.options.motd } : {}),
-              recorded: recording.capturesIo,
+              recorded: recording.captures,
               ...(info.deadline ? { deadline: info.deadline } : {}),
               now: Date.now(),
             }),
