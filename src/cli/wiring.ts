@@ -131,7 +131,11 @@ export function securityPolicy(security: AppConfig['security']): SecurityPolicyC
     tty: { mode: security.tty?.mode ?? fallback },
     subsystem: { mode: security.subsystem?.mode ?? fallback, allow: security.subsystem?.allow ?? [], deny: security.subsystem?.deny ?? [] },
     signal: { mode: security.signal?.mode ?? fallback, allow: security.signal?.allow ?? [], deny: security.signal?.deny ?? [] },
-    forwarding: { forwardingMode: security.forwarding.forwardingMode, reverseForwardingMode: security.forwarding.reverseForwardingMode },
+    // ContainerSSH's "filter" has no list to filter by: it closes the path like "disable" (configWarnings).
+    forwarding: {
+      forwardingMode: security.forwarding.forwardingMode === 'enable' ? 'enable' : 'disable',
+      reverseForwardingMode: security.forwarding.reverseForwardingMode === 'enable' ? 'enable' : 'disable',
+    },
   };
 }
 

@@ -446,15 +446,17 @@ export const securitySchema = z.strictObject({
   subsystem: listPolicySchema.optional(),
   signal: listPolicySchema.optional(),
   // Port forwarding is off unless enabled here: it never follows defaultMode (a network path into
-  // or out of the workload is opened only on purpose). "filter" has no list to filter by for
-  // forwarding; Unix-socket and X11 forwarding are not implemented and can only be "disable".
+  // or out of the workload is opened only on purpose). ContainerSSH accepts "filter" too, but
+  // there is no list to filter by: a copied config still loads and "filter" means "disable", with
+  // a start-up warning (compat-warnings.ts). Unix-socket and X11 forwarding are not implemented:
+  // "enable" is refused for them.
   forwarding: z
     .strictObject({
-      forwardingMode: z.enum(['enable', 'disable']).default('disable'),
-      reverseForwardingMode: z.enum(['enable', 'disable']).default('disable'),
-      socketForwardingMode: z.enum(['disable']).default('disable'),
-      socketListenMode: z.enum(['disable']).default('disable'),
-      x11ForwardingMode: z.enum(['disable']).default('disable'),
+      forwardingMode: z.enum(['enable', 'filter', 'disable']).default('disable'),
+      reverseForwardingMode: z.enum(['enable', 'filter', 'disable']).default('disable'),
+      socketForwardingMode: z.enum(['filter', 'disable']).default('disable'),
+      socketListenMode: z.enum(['filter', 'disable']).default('disable'),
+      x11ForwardingMode: z.enum(['filter', 'disable']).default('disable'),
     })
     .prefault({}),
   env: z
