@@ -60,6 +60,7 @@ export function buildAuth(
       createSshCaProvider({
         trustedCaKeys: loadTrustedCaKeys(publicKey.trustedUserCAKeys),
         ...(publicKey.revokedKeys ? { revokedKeysFile: publicKey.revokedKeys } : {}),
+        closeAtExpiry: publicKey.closeAtCertificateExpiry,
         clock: systemClock,
         logger: authLogger.child({ provider: 'ssh-ca' }),
       }),
@@ -114,6 +115,7 @@ export function sshOptions(config: AppConfig, listen: { host: string; port: numb
     maxAuthTries: ssh.maxAuthTries,
     idleTimeout: ssh.idleTimeout,
     deadlineWarning: ssh.deadlineWarning,
+    maxConnectionDuration: ssh.maxConnectionDuration,
     maxSessions: config.security.maxSessions,
     envAllowed: (name) => filterEnv(name, config.security.env),
     security: securityPolicy(config.security),

@@ -72,10 +72,11 @@ const DEFAULTS: AppConfig = {
     idleTimeout: 1_800_000,
     shutdownTimeout: 10_000,
     deadlineWarning: 300_000,
+    maxConnectionDuration: 0,
   },
   auth: {
     password: { method: 'none', webhook: { timeout: 2000 } },
-    publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: 'keys' },
+    publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: 'keys', closeAtCertificateExpiry: false },
     keyboardInteractive: { method: 'none', webhook: { timeout: 2000 } },
     authz: { method: 'none', webhook: { timeout: 2000 } },
     authTimeout: 60_000,
@@ -160,7 +161,7 @@ describe('config defaults', () => {
       ssh: { ...DEFAULTS.ssh, listen: '127.0.0.1:2222' },
       auth: {
         ...DEFAULTS.auth,
-        publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: '.airlock/authorized_keys' },
+        publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: '.airlock/authorized_keys', closeAtCertificateExpiry: false },
       },
     });
   });
@@ -496,6 +497,16 @@ describe('config errors name the key and the fix', () => {
     );
     assert.match(configWarnings(config)[0]!.message, /"filter" is applied as "disable"/);
     assert.deepEqual(configWarnings(parse({})), [], 'no warning for the defaults');
+  });
+
+  test('ssh.maxConnectionDuration: 0 (no limit) by default, a duration of at least 1s; closeAtCertificateExpiry needs an SSH CA', () => {
+    assert.equal(parse({}).ssh.maxConnectionDuration, 0);
+    assert.equal(parse({ ssh: { maxConnectionDuration: '8h' } }).ssh.maxConnectionDuration, 8 * 3_600_000);
+    assert.match(problemsOf({ ssh: { maxConnectionDuration: '500ms' } })[0]!, /^ssh\.maxConnectionDuration: /);
+    assert.equal(parse({ auth: { publicKey: { trustedUserCAKeys: ['ca.pub'], closeAtCertificateExpiry: true } } }).auth.publicKey.closeAtCertificateExpiry, true);
+    assert.deepEqual(problemsOf({ auth: { publicKey: { closeAtCertificateExpiry: true } } }), [
+      'auth.publicKey.closeAtCertificateExpiry: applies to SSH certificate logins only — set auth.publicKey.trustedUserCAKeys or remove it',
+    ]);
   });
 
   test('docker.relay.image names the port-forwarding helper image', () => {
