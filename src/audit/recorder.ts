@@ -6,9 +6,19 @@
 import type { ConnectionInfo } from '../backend/backend.js';
 import type { AuditTypeNumber, IoStream } from './events.js';
 
+/** Which byte streams a recording keeps (audit.intercept); what the login notice tells the user. */
+export interface CapturedStreams {
+  readonly stdin: boolean;
+  readonly stdout: boolean;
+  readonly stderr: boolean;
+  /** Bytes of forwarded TCP connections. */
+  readonly forwarding: boolean;
+}
+
 export interface ConnectionRecording {
   /** False when no stream is intercepted: the SSH layer then adds no per-chunk tap at all. */
   readonly capturesIo: boolean;
+  readonly captures: CapturedStreams;
   /** A connection- or channel-level event. */
   event(type: AuditTypeNumber, channelId: number | null, payload?: Readonly<Record<string, unknown>>): void;
   /** Bytes on a session channel stream (0 stdin, 1 stdout, 2 stderr). */
@@ -36,6 +46,7 @@ export interface Recorder {
 /** A recording that keeps nothing. */
 export const nullRecording: ConnectionRecording = {
   capturesIo: false,
+  captures: { stdin: false, stdout: false, stderr: false, forwarding: false },
   capturesForwarding: false,
   event: () => undefined,
   io: () => undefined,

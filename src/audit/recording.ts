@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ConnectionInfo } from '../backend/backend.js';
-import type { ConnectionRecording } from './recorder.js';
+import type { CapturedStreams, ConnectionRecording } from './recorder.js';
 import { AuditType, type AuditTypeNumber, type IoStream } from './events.js';
 import { FileSink } from './file-sink.js';
 import type { MemoryBudget } from './memory-budget.js';
@@ -62,6 +62,7 @@ type Item =
 export class SpoolRecording implements ConnectionRecording {
   readonly capturesIo: boolean;
   readonly capturesForwarding: boolean;
+  readonly captures: CapturedStreams;
   readonly dir: string;
   readonly connectionId: string;
   readonly #o: RecordingOptions;
@@ -88,6 +89,7 @@ export class SpoolRecording implements ConnectionRecording {
     const { stdin, stdout, stderr } = options.intercept;
     this.capturesIo = stdin || stdout || stderr;
     this.capturesForwarding = options.intercept.forwarding === true;
+    this.captures = { stdin, stdout, stderr, forwarding: this.capturesForwarding };
     this.#startedAt = nsToIso(options.clock.nowNs());
     mkdirSync(options.dir, { mode: 0o700 });
     try {

@@ -174,6 +174,18 @@ export interface SshCaProviderDeps {
   readonly revokedKeysFile?: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** auth.publicKey.closeAtCertificateExpiry: the certificate's `valid before` becomes the connection's deadline. */
+  readonly closeAtExpiry?: boolean;
+}
+
+/** `valid before` 0xffffffffffffffff = forever (PROTOCOL.certkeys); beyond a Date's range counts as forever too. */
+const FOREVER = 0xffff_ffff_ffff_ffffn;
+const MAX_DATE_SECONDS = 8_640_000_000_000n;
+
+/** The deadline a certificate puts on its connection, or undefined when it never expires. */
+export function certificateDeadline(validBefore: bigint): Date | undefined {
+  if (validBefore === FOREVER || validBefore > MAX_DATE_SECONDS) return undefined;
+  return new Date(Number(validBefore) * 1000);
 }
 
 /**
@@ -212,8 +224,11 @@ export function createSshCaProvider(deps: SshCaProviderDeps): AuthProvider {
       }
       const { grant } = result;
       deps.logger.info({ keyId: grant.keyId, serial: grant.serial.toString(), ca: fingerprintOf(result.cert.signatureKey) }, 'certificate accepted');
+      // Off by default: sshd never ends a session when the certificate expires (see schema.ts).
+      const deadline = deps.closeAtExpiry ? certificateDeadline(result.cert.validBefore) : undefined;
       return {
         outcome: 'accept',
+        ...(deadline ? { deadline } : {}),
         metadata: {
           CERT_KEY_ID: { value: grant.keyId, sensitive: false },
           CERT_SERIAL: { value: grant.serial.toString(), sensitive: false },

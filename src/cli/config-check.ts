@@ -1,4 +1,4 @@
-import { loadConfigFile } from '../config/index.js';
+import { configWarnings, loadConfigFile } from '../config/index.js';
 import { loadAuthorizedKeys } from '../auth/authorized-keys.js';
 import { isAirlockError } from '../core/errors.js';
 
@@ -12,6 +12,7 @@ export async function runConfigCheck(file: string, out: NodeJS.WritableStream, e
     if (config.auth.publicKey.method === 'authorizedKeys' && config.auth.publicKey.authorizedKeys) {
       loadAuthorizedKeys(config.auth.publicKey.authorizedKeys);
     }
+    for (const w of configWarnings(config)) out.write(`${file}: warning: ${w.key}: ${w.message}\n`);
     out.write(`${file}: OK\n`);
     return 0;
   } catch (e) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { loadConfigSource, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, type ConfigSource } from '../config/index.js';
+import { loadConfigSource, embeddedDefaults, resolveConfigPath, parseListenAddress, createConfigWebhook, configWarnings, type ConfigSource } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics, startOperatorFromConfig } from '../observability/index.js';
 import { createAuthRateLimiter, createGateway, describeHostCertificate, loadHostCertificates, loadHostKeys } from '../ssh/index.js';
@@ -27,6 +27,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   // Only when enabled: without it nothing is measured at all. Created first so any part can report.
   const metrics = config.metrics.enable ? createMetrics() : undefined;
   logger.info({ gatewayId, config: path ?? 'embedded defaults', pid: process.pid }, 'starting airlock');
+  for (const w of configWarnings(config)) logger.warn({ key: w.key }, w.message);
 
   const hostKeys = await loadHostKeys(config.ssh.hostkeys, config.ssh.generatedHostKeyPath);
   const hostCertificates = await loadHostCertificates(config.ssh.hostcerts, hostKeys, { now: systemClock.now(), hostKeyAlgos: config.ssh.hostKeyAlgos });

@@ -60,6 +60,7 @@ export function buildAuth(
       createSshCaProvider({
         trustedCaKeys: loadTrustedCaKeys(publicKey.trustedUserCAKeys),
         ...(publicKey.revokedKeys ? { revokedKeysFile: publicKey.revokedKeys } : {}),
+        closeAtExpiry: publicKey.closeAtCertificateExpiry,
         clock: systemClock,
         logger: authLogger.child({ provider: 'ssh-ca' }),
       }),
@@ -114,6 +115,7 @@ export function sshOptions(config: AppConfig, listen: { host: string; port: numb
     maxAuthTries: ssh.maxAuthTries,
     idleTimeout: ssh.idleTimeout,
     deadlineWarning: ssh.deadlineWarning,
+    maxConnectionDuration: ssh.maxConnectionDuration,
     maxSessions: config.security.maxSessions,
     envAllowed: (name) => filterEnv(name, config.security.env),
     security: securityPolicy(config.security),
@@ -131,7 +133,11 @@ export function securityPolicy(security: AppConfig['security']): SecurityPolicyC
     tty: { mode: security.tty?.mode ?? fallback },
     subsystem: { mode: security.subsystem?.mode ?? fallback, allow: security.subsystem?.allow ?? [], deny: security.subsystem?.deny ?? [] },
     signal: { mode: security.signal?.mode ?? fallback, allow: security.signal?.allow ?? [], deny: security.signal?.deny ?? [] },
-    forwarding: { forwardingMode: security.forwarding.forwardingMode, reverseForwardingMode: security.forwarding.reverseForwardingMode },
+    // ContainerSSH's "filter" has no list to filter by: it closes the path like "disable" (configWarnings).
+    forwarding: {
+      forwardingMode: security.forwarding.forwardingMode === 'enable' ? 'enable' : 'disable',
+      reverseForwardingMode: security.forwarding.reverseForwardingMode === 'enable' ? 'enable' : 'disable',
+    },
   };
 }
 

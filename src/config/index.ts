@@ -40,3 +40,5 @@ export { createConfigWebhook } from './config-webhook.js';
 export type { ConfigWebhook, ConfigWebhookDeps, ConfigAnswer } from './config-webhook.js';
 export { configServerSchema } from './schema.js';
 export type { ConfigServerConfig } from './schema.js';
+export { configWarnings } from './compat-warnings.js';
+export type { ConfigWarning } from './compat-warnings.js';

@@ -79,6 +79,11 @@ export const sshSchema = z.strictObject({
   shutdownTimeout: durationMs().default(10_000),
   /** Lead time of the "this session ends in ..." line before a connection's deadline; 0 = none. */
   deadlineWarning: durationMs({ zeroDisables: true, minMs: 1000 }).default(300_000),
+  /**
+   * Airlock addition (ContainerSSH and sshd have no such limit): every connection is closed this
+   * long after login, with the deadline machinery of token logins; 0 = no limit.
+   */
+  maxConnectionDuration: durationMs({ zeroDisables: true, minMs: 1000 }).default(0),
 });
 
 // ContainerSSH writes `method: ""` for a disabled method; read it as "none".
@@ -103,6 +108,12 @@ const publicKeyAuthSchema = z.strictObject({
   trustedUserCAKeys: z.array(text()).min(1).optional(),
   /** Plain revocation list file (serial:/id:/key:/sha256: lines), re-read on every login. */
   revokedKeys: text().optional(),
+  /**
+   * Close a certificate login's connection at the certificate's `valid before`. Off by default,
+   * as in sshd, which checks the window only at login: short-lived certificates (minutes, from
+   * an SSH CA service) are meant to open a session, not to bound it.
+   */
+  closeAtCertificateExpiry: z.boolean().default(false),
 });
 
 /** Airlock's own keyboard-interactive webhook (`POST <url>/keyboard-interactive`, src/auth/keyboard-interactive.ts). */
@@ -179,6 +190,13 @@ function checkAuth(value: unknown, ctx: z.RefinementCtx): void {
       code: 'custom',
       path: ['publicKey', 'authorizedKeys'],
       message: 'required when auth.publicKey.method is "authorizedKeys" — set it to the path of an authorized_keys file',
+    });
+  }
+  if (field(value, 'publicKey', 'closeAtCertificateExpiry') === true && field(value, 'publicKey', 'trustedUserCAKeys') === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['publicKey', 'closeAtCertificateExpiry'],
+      message: 'applies to SSH certificate logins only — set auth.publicKey.trustedUserCAKeys or remove it',
     });
   }
   if ((publicKey === 'none' || publicKey === 'webhook') && keysFile !== undefined) {
@@ -446,15 +464,17 @@ export const securitySchema = z.strictObject({
   subsystem: listPolicySchema.optional(),
   signal: listPolicySchema.optional(),
   // Port forwarding is off unless enabled here: it never follows defaultMode (a network path into
-  // or out of the workload is opened only on purpose). "filter" has no list to filter by for
-  // forwarding; Unix-socket and X11 forwarding are not implemented and can only be "disable".
+  // or out of the workload is opened only on purpose). ContainerSSH accepts "filter" too, but
+  // there is no list to filter by: a copied config still loads and "filter" means "disable", with
+  // a start-up warning (compat-warnings.ts). Unix-socket and X11 forwarding are not implemented:
+  // "enable" is refused for them.
   forwarding: z
     .strictObject({
-      forwardingMode: z.enum(['enable', 'disable']).default('disable'),
-      reverseForwardingMode: z.enum(['enable', 'disable']).default('disable'),
-      socketForwardingMode: z.enum(['disable']).default('disable'),
-      socketListenMode: z.enum(['disable']).default('disable'),
-      x11ForwardingMode: z.enum(['disable']).default('disable'),
+      forwardingMode: z.enum(['enable', 'filter', 'disable']).default('disable'),
+      reverseForwardingMode: z.enum(['enable', 'filter', 'disable']).default('disable'),
+      socketForwardingMode: z.enum(['filter', 'disable']).default('disable'),
+      socketListenMode: z.enum(['filter', 'disable']).default('disable'),
+      x11ForwardingMode: z.enum(['filter', 'disable']).default('disable'),
     })
     .prefault({}),
   env: z

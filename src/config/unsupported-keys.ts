@@ -87,9 +87,8 @@ export const UNSUPPORTED_VALUES: Readonly<Record<string, readonly string[]>> = {
   'log.destination': ['syslog'],
   'auth.password.method': ['kerberos'],
   'auth.keyboardInteractive.method': ['oauth2'],
-  'security.forwarding.forwardingMode': ['filter'],
-  'security.forwarding.reverseForwardingMode': ['filter'],
-  'security.forwarding.socketForwardingMode': ['enable', 'filter'],
-  'security.forwarding.socketListenMode': ['enable', 'filter'],
-  'security.forwarding.x11ForwardingMode': ['enable', 'filter'],
+  // "filter" is accepted for every forwarding mode and means "disable" (compat-warnings.ts).
+  'security.forwarding.socketForwardingMode': ['enable'],
+  'security.forwarding.socketListenMode': ['enable'],
+  'security.forwarding.x11ForwardingMode': ['enable'],
 };

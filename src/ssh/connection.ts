@@ -189,7 +189,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
       closeClient();
       return;
     }
-    const info = connectionInfo(connectionId, remoteAddress, clientInfo.header.identRaw, identity);
+    const limit = connectionDeadline(identity.decision.deadline, deps.clock.now(), deps.options.maxConnectionDuration);
+    const info = connectionInfo(connectionId, remoteAddress, clientInfo.header.identRaw, identity, limit?.at);
     const restrictions = identity.decision.session;
     logger.info({ username: info.username, loginUsername: loggableLoginName(info.loginUsername), method: identity.method }, 'connection authenticated');
     meter?.authenticated();
@@ -244,7 +245,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
         end(`airlock: ${ERROR_CODES.IDLE_TIMEOUT.userMessage} [IDLE_TIMEOUT]`);
       });
     }
-    if (info.deadline) scheduleDeadline(info.deadline.getTime());
+    if (limit) scheduleDeadline(limit);
 
     attachForwarding({
       client,
@@ -305,7 +306,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
           loginNotice: () =>
             loginNotice({
               ...(deps.options.motd ? { motd: deps.options.motd } : {}),
-              recorded: recording.capturesIo,
+              recorded: recording.captures,
               ...(info.deadline ? { deadline: info.deadline } : {}),
               now: Date.now(),
             }),
@@ -326,18 +327,31 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     });
   });
 
-  function scheduleDeadline(at: number) {
+  function scheduleDeadline(limit: ConnectionDeadline) {
+    const at = limit.at.getTime();
+    const iso = limit.at.toISOString().replace(/\.\d{3}Z$/, 'Z');
     const remaining = at - deps.clock.now();
     const lead = deps.options.deadlineWarning;
     if (lead > 0 && remaining > lead) {
-      timer(remaining - lead, () => {
-        for (const s of sessions) s.notify(`airlock: this session ends in ${describeLead(lead)} (access expires at ${new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z')})`);
+      longTimer(remaining - lead, () => {
+        const why = limit.source === 'duration' ? `maximum connection duration, at ${iso}` : `access expires at ${iso}`;
+        for (const s of sessions) s.notify(`airlock: this session ends in ${describeLead(lead)} (${why})`);
       });
     }
-    timer(Math.max(0, remaining), () => {
-      logger.info({ deadline: new Date(at).toISOString() }, 'connection deadline reached');
-      end('airlock: access has expired; the session is closed');
+    longTimer(Math.max(0, remaining), () => {
+      logger.info({ deadline: limit.at.toISOString(), source: limit.source }, 'connection deadline reached');
+      end(
+        limit.source === 'duration'
+          ? `airlock: this connection reached its maximum duration (${describeLead(deps.options.maxConnectionDuration)}); the session is closed`
+          : 'airlock: access has expired; the session is closed',
+      );
     });
+  }
+
+  /** setTimeout fires at once for delays over 2^31-1 ms (~24.8 days): wait in steps. */
+  function longTimer(ms: number, fn: () => void) {
+    if (ms <= MAX_TIMER_MS) timer(ms, fn);
+    else timer(MAX_TIMER_MS, () => longTimer(ms - MAX_TIMER_MS, fn));
   }
 
   let cleanedUp = false;
@@ -376,13 +390,34 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   return { connectionId, end, notify, closed, metadata: () => identity?.decision.metadata ?? {} };
 }
 
-/** "5 minutes", "1 minute", "30 seconds": the warning line's wording. */
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** "2 hours", "5 minutes", "1 minute", "30 seconds": the warning and closing lines' wording. */
 function describeLead(ms: number): string {
   const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return unit(ms / 3_600_000, 'hour');
   return ms >= 60_000 && ms % 60_000 === 0 ? unit(ms / 60_000, 'minute') : unit(Math.round(ms / 1000), 'second');
 }
 
-function connectionInfo(connectionId: string, remoteAddress: string, clientVersion: string, id: AuthenticatedIdentity): ConnectionInfo {
+/** When a connection is closed, and why: the credential's end (`auth`) or ssh.maxConnectionDuration. */
+export interface ConnectionDeadline {
+  readonly at: Date;
+  readonly source: 'auth' | 'duration';
+}
+
+/**
+ * The earlier of the credential's deadline (a CI-debug token's expiry, or an SSH certificate's
+ * `valid before` with auth.publicKey.closeAtCertificateExpiry) and login + maxDurationMs (0 = no
+ * limit). Undefined = the connection may last as long as it is used.
+ */
+export function connectionDeadline(auth: Date | undefined, loginAt: number, maxDurationMs: number): ConnectionDeadline | undefined {
+  const byDuration = maxDurationMs > 0 ? loginAt + maxDurationMs : undefined;
+  if (auth && (byDuration === undefined || auth.getTime() <= byDuration)) return { at: auth, source: 'auth' };
+  return byDuration === undefined ? undefined : { at: new Date(byDuration), source: 'duration' };
+}
+
+function connectionInfo(connectionId: string, remoteAddress: string, clientVersion: string, id: AuthenticatedIdentity, deadline: Date | undefined): ConnectionInfo {
   const d = id.decision;
   const files: Record<string, { content: Buffer; sensitive: boolean }> = {};
   for (const [path, v] of Object.entries(d.files ?? {})) {
@@ -400,7 +435,7 @@ function connectionInfo(connectionId: string, remoteAddress: string, clientVersi
     metadata,
     environment: d.environment ?? {},
     files,
-    ...(d.deadline ? { deadline: d.deadline } : {}),
+    ...(deadline ? { deadline } : {}),
     ...(d.image ? { image: d.image } : {}),
   };
 }

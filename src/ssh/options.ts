@@ -22,6 +22,8 @@ export interface SshOptions {
   readonly idleTimeout: number;
   /** ms before a connection's deadline (token expiry) at which its sessions are warned; 0 = never. */
   readonly deadlineWarning: number;
+  /** ssh.maxConnectionDuration: ms from login to the connection's deadline; 0 = no limit. */
+  readonly maxConnectionDuration: number;
   /** Max concurrent session channels per connection; -1 = unlimited. */
   readonly maxSessions: number;
   /** Decides whether an `env` request may set a variable. */

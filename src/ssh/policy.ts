@@ -71,6 +71,24 @@ const deny = (what: string): { allowed: false; message: string } => ({
   message: `airlock: ${what} is not allowed by the gateway policy [POLICY_DENIED]`,
 });
 
+/** At most this many names are shown in the env refusal line (the rest are counted). */
+const ENV_NAMES_SHOWN = 10;
+
+/**
+ * The one line a session gets for the `env` requests security.env refused (OpenSSH shows no
+ * reason for a refused env request). Names only, never values; a name is shown as printable
+ * ASCII (anything else becomes "?") and cut at 64 characters, since it comes from the client.
+ */
+export function envRefusalLine(names: readonly string[]): string {
+  const shown = names.slice(0, ENV_NAMES_SHOWN).map((n) => {
+    const clean = n.replace(/[^\x21-\x7e]/g, '?');
+    return clean.length > 64 ? `${clean.slice(0, 64)}...` : clean;
+  });
+  const more = names.length - shown.length;
+  const list = shown.join(', ') + (more > 0 ? ` and ${more} more` : '');
+  return deny(`setting environment variable${names.length === 1 ? '' : 's'} ${list}`).message;
+}
+
 export function listAllows(policy: ListPolicy, name: string): boolean {
   if (policy.deny.includes(name)) return false;
   switch (policy.mode) {

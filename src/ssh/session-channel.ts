@@ -5,7 +5,7 @@ import type { BackendConnection, ExitStatus, Process, ProcessRequest, PtySpec, W
 import type { ConnectionRecording } from '../audit/recorder.js';
 import { AuditType } from '../audit/events.js';
 import { AirlockError, toAirlockError, userLine } from '../core/errors.js';
-import { createSessionPolicy, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
+import { createSessionPolicy, envRefusalLine, PERMISSIVE_SECURITY, type SessionPolicy } from './policy.js';
 import type { SftpServer } from './sftp-route.js';
 import { sftpStderr } from './sftp-channel.js';
 import { serveSftp, type SftpSession } from './sftp-server.js';
@@ -55,6 +55,8 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
   let sftp: { readonly wrapper: SFTPWrapper; readonly session: SftpSession } | undefined;
   let closed = false;
   const pendingLines: string[] = [];
+  /** Variable names refused by security.env, told to the user once when the program starts. */
+  const refusedEnv: string[] = [];
   const policy = deps.policy ?? createSessionPolicy(PERMISSIVE_SECURITY);
 
   session.on('pty', (accept, reject, info) => {
@@ -74,8 +76,18 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
   session.on('env', (accept, reject, info) => {
     const allowed = deps.envAllowed(info.key);
     recording.event(AuditType.ChannelRequestSetEnv, channelId, { name: info.key, allowed });
-    if (!allowed || started) {
-      logger.debug({ channelId, name: info.key }, 'env request refused by policy');
+    if (started) {
+      // RFC 4254 §6.4: env comes before the program; OpenSSH never sends one later.
+      logger.debug({ channelId, name: info.key }, 'env request after the program started: refused');
+      reject?.();
+      return;
+    }
+    if (!allowed) {
+      // OpenSSH does not report a refused env request: the user hears of it when the program
+      // starts (envRefusalLine). Names only — a value may be a secret.
+      logger.info({ channelId, code: 'POLICY_DENIED', name: info.key }, 'env request refused by policy');
+      // Bounded: a client may send any number of env requests.
+      if (refusedEnv.length < 100 && !refusedEnv.includes(info.key)) refusedEnv.push(info.key);
       reject?.();
       return;
     }
@@ -153,6 +165,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     // Accepted at once: ssh2 drops data that arrives before, and OpenSSH's INIT follows the
     // request without waiting for the answer. Requests wait for the files instead.
     const wrapper = accept();
+    queueEnvRefusal();
     for (const line of pendingLines.splice(0)) sftpStderr(wrapper, line.trimEnd());
     const ready = (async () => {
       const workload = await deps.workload();
@@ -177,6 +190,10 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     logger.info({ channelId, servedBy: 'gateway' }, 'session program ended');
   }
 
+  function queueEnvRefusal() {
+    if (refusedEnv.length > 0) pendingLines.push(envRefusalLine(refusedEnv) + '\r\n');
+  }
+
   function start(accept: (() => ServerChannel) | undefined, reject: (() => void) | undefined, kind: ProcessRequest['kind'], command: string) {
     if (started || !accept) {
       reject?.();
@@ -184,6 +201,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
     }
     started = true;
     channel = accept();
+    queueEnvRefusal();
     for (const line of pendingLines.splice(0)) channel.stderr.write(line);
     const decision = policy.program(kind, command);
     if (!decision.allowed) {

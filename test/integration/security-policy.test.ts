@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { keyGatewaySuite } from '../helpers/fixture.js';
-import { ssh, sshArgs } from '../helpers/ssh.js';
+import { sftpBatch, ssh, sshArgs } from '../helpers/ssh.js';
 
 const run = promisify(execFile);
 import { sshInTerminal } from '../helpers/terminal-ssh.js';
@@ -141,6 +141,101 @@ describe('security policy: signals and maxSessions', () => {
       first.kill('SIGTERM');
       await once(first, 'close');
     }
+    await suite.gw.waitForIdle();
+  });
+});
+
+/** The one line a session gets for the env requests security.env refused (names only). */
+const ENV_DENIED = (names: string) => new RegExp(`airlock: setting environment variables? ${names} is not allowed by the gateway policy \\[POLICY_DENIED\\]`);
+/** Prints each variable between brackets: empty brackets = not set in the container. */
+const PRINT_ENV = 'echo "[${SECRET_TOKEN-unset}][${PLAIN_VAR-unset}]"';
+
+describe('security policy: env deny list (mode enable) and command.mode disable', () => {
+  const suite = keyGatewaySuite({ security: { env: { mode: 'enable', deny: ['SECRET_*'] }, command: { mode: 'disable' } } });
+
+  test('a denied variable is not set and the user gets one line naming it (never its value); an allowed one is set', async () => {
+    // command.mode is disable here: the shell reads the check from stdin.
+    const res = await ssh(suite.gw, {
+      user: 'alice',
+      identity: suite.fx.alice.path,
+      args: ['-o', 'SetEnv=SECRET_TOKEN=hunter2-value PLAIN_VAR=plain-value'],
+      input: `${PRINT_ENV}\nexit\n`,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.toString().trim(), '[unset][plain-value]');
+    assert.match(res.stderr, ENV_DENIED('SECRET_TOKEN'));
+    assert.equal(res.stderr.match(/POLICY_DENIED/g)?.length, 1, 'one line');
+    assert.doesNotMatch(res.stderr, /PLAIN_VAR|hunter2/);
+    const logged = await suite.gw.waitForLog((l) => l.code === 'POLICY_DENIED' && l.name === 'SECRET_TOKEN');
+    assert.equal(logged.level, 'info');
+    await suite.gw.waitForIdle();
+    assert.doesNotMatch(suite.gw.output(), /hunter2/, 'the refused value never reaches the log');
+  });
+
+  test('command.mode disable refuses every exec request with one line', async () => {
+    const res = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo should-not-run' });
+    assert.equal(res.code, 255);
+    assert.equal(res.stdout.toString(), '');
+    assert.match(res.stderr, DENIED('running commands'));
+    await suite.gw.waitForIdle();
+  });
+});
+
+describe('security policy: env filter (unlisted names) and subsystem filter with a deny list', () => {
+  const suite = keyGatewaySuite({
+    security: {
+      env: { mode: 'filter', allow: ['LANG', 'PLAIN_*'] },
+      subsystem: { mode: 'filter', allow: ['sftp', 'blocked'], deny: ['blocked'] },
+    },
+  });
+
+  test('under mode filter an unlisted variable is refused with one line; a listed one is set', async () => {
+    const res = await ssh(suite.gw, {
+      user: 'alice',
+      identity: suite.fx.alice.path,
+      args: ['-o', 'SetEnv=SECRET_TOKEN=hunter2-value PLAIN_VAR=plain-value OTHER_VAR=1'],
+      command: PRINT_ENV,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.toString().trim(), '[unset][plain-value]');
+    assert.match(res.stderr, ENV_DENIED('SECRET_TOKEN, OTHER_VAR'));
+    assert.doesNotMatch(res.stderr, /PLAIN_VAR|hunter2/);
+    await suite.gw.waitForIdle();
+  });
+
+  test('a subsystem in both allow and deny is refused (deny wins); an allowed one works', async () => {
+    const res = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'blocked', args: ['-s'] });
+    assert.equal(res.code, 255);
+    assert.match(res.stderr, DENIED('subsystem "blocked"'));
+    await suite.gw.waitForIdle();
+    const sftp = await sftpBatch(suite.gw, { user: 'alice', identity: suite.fx.alice.path }, ['pwd']);
+    assert.equal(sftp.code, 0, sftp.stderr);
+    assert.match(sftp.stdout.toString(), /Remote working directory: \//);
+    await suite.gw.waitForIdle();
+  });
+});
+
+describe('security policy: defaultMode disable', () => {
+  // Every mode not set explicitly follows defaultMode; shell is set, so it stays usable.
+  const suite = keyGatewaySuite({ security: { defaultMode: 'disable', shell: { mode: 'enable' } } });
+
+  test('commands, subsystems and terminals are refused with one line each; the explicitly enabled shell runs', async () => {
+    const exec = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'echo should-not-run' });
+    assert.equal(exec.code, 255);
+    assert.equal(exec.stdout.toString(), '');
+    assert.match(exec.stderr, DENIED('running commands'));
+    await suite.gw.waitForIdle();
+    const sub = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'sftp', args: ['-s'] });
+    assert.equal(sub.code, 255);
+    assert.match(sub.stderr, DENIED('subsystem "sftp"'));
+    await suite.gw.waitForIdle();
+    const shell = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, input: 'echo from-shell\nexit\n' });
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.match(shell.stdout.toString(), /from-shell/);
+    await suite.gw.waitForIdle();
+    const term = await sshInTerminal(suite.gw, { user: 'alice', identity: suite.fx.alice.path }, 'echo in-terminal-$((6*7))\nexit\n');
+    assert.match(term.output, DENIED('a terminal \\(pty\\)'));
+    assert.match(term.output, /in-terminal-42/, 'the shell ran without a terminal');
     await suite.gw.waitForIdle();
   });
 });

@@ -191,3 +191,39 @@ describe('SSH user certificates', () => {
     await gw.waitForIdle();
   });
 });
+
+describe('certificate expiry during a session', () => {
+  test('by default (as in sshd) a session outlives its certificate: valid before is checked at login only', async () => {
+    const identity = await certifiedKey(edCa, ['-n', 'alice', '-V', '-1m:+4s']);
+    const expiry = Date.now() + 4_000;
+    // Sleeps until well past the certificate's end, then proves it is still connected.
+    const res = await ssh(gw, { user: 'alice', identity, command: `sleep 6; echo still-connected` });
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(Date.now() > expiry, 'the session ran past valid before');
+    assert.equal(res.stdout.toString().trim(), 'still-connected');
+    await gw.waitForIdle();
+  });
+
+  test('auth.publicKey.closeAtCertificateExpiry: the connection is closed at valid before and its container removed', async () => {
+    const closing = await startGateway({
+      auth: { publicKey: { trustedUserCAKeys: [`${edCa}.pub`], closeAtCertificateExpiry: true } },
+    });
+    try {
+      const identity = await certifiedKey(edCa, ['-n', 'alice', '-V', '-1m:+6s']);
+      // ssh-keygen -L prints local time: ask for UTC.
+      const listing = await run('ssh-keygen', ['-L', '-f', `${identity}-cert.pub`], { env: { ...process.env, TZ: 'UTC' } });
+      const notAfter = Date.parse(`${/Valid: from \S+ to (\S+)/.exec(listing.stdout)?.[1] ?? 'unparsed'}Z`);
+      assert.ok(Number.isFinite(notAfter), listing.stdout);
+      const res = await ssh(closing, { user: 'alice', identity, command: 'echo up; sleep 60; echo not-reached' });
+      assert.equal(res.code, 255);
+      assert.match(res.stdout.toString(), /^up\n$/);
+      assert.match(res.stderr, /airlock: access has expired; the session is closed/);
+      assert.ok(Date.now() >= notAfter, 'closed at valid before, not earlier');
+      await closing.waitForLog((l) => l.msg === 'connection deadline reached' && l.source === 'auth');
+      await closing.waitForIdle();
+      assert.deepEqual(await closing.containers(), [], 'the container is removed');
+    } finally {
+      await closing.stop();
+    }
+  });
+});

@@ -154,6 +154,8 @@ describe('recorder (file storage)', () => {
     const { logger } = capture();
     const recorder = await createRecorder(auditConfig(dir, { format: 'both', intercept: { stdin: false, stderr: false } }), { logger });
     const r = recorder.begin('conn2', '127.0.0.1:1');
+    // What the login notice names (src/ssh/login-notice.ts).
+    assert.deepEqual(r.captures, { stdin: false, stdout: true, stderr: false, forwarding: false });
     r.event(AuditType.ChannelRequestShell, 0, {});
     r.io(0, 0, Buffer.from('typed-secret-input\r'));
     r.io(0, 1, Buffer.from('visible-output'));
@@ -163,6 +165,7 @@ describe('recorder (file storage)', () => {
     const none = await createRecorder(auditConfig(join(tmp.path, 'intercept-none'), { intercept: { stdin: false, stdout: false, stderr: false } }), { logger });
     const r2 = none.begin('conn3', '127.0.0.1:2');
     assert.equal(r2.capturesIo, false);
+    assert.deepEqual(r2.captures, { stdin: false, stdout: false, stderr: false, forwarding: false });
     await r2.close();
     await none.close();
     await recorder.close();

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AirlockError } from '../../src/core/errors.js';
+import { securityPolicy } from '../../src/cli/wiring.js';
 import {
   appConfigSchema,
+  configWarnings,
   embeddedDefaults,
   parseConfig,
   parseListenAddress,
@@ -70,10 +72,11 @@ const DEFAULTS: AppConfig = {
     idleTimeout: 1_800_000,
     shutdownTimeout: 10_000,
     deadlineWarning: 300_000,
+    maxConnectionDuration: 0,
   },
   auth: {
     password: { method: 'none', webhook: { timeout: 2000 } },
-    publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: 'keys' },
+    publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: 'keys', closeAtCertificateExpiry: false },
     keyboardInteractive: { method: 'none', webhook: { timeout: 2000 } },
     authz: { method: 'none', webhook: { timeout: 2000 } },
     authTimeout: 60_000,
@@ -158,7 +161,7 @@ describe('config defaults', () => {
       ssh: { ...DEFAULTS.ssh, listen: '127.0.0.1:2222' },
       auth: {
         ...DEFAULTS.auth,
-        publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: '.airlock/authorized_keys' },
+        publicKey: { method: 'authorizedKeys', webhook: { timeout: 2000 }, authorizedKeys: '.airlock/authorized_keys', closeAtCertificateExpiry: false },
       },
     });
   });
@@ -464,7 +467,7 @@ describe('config errors name the key and the fix', () => {
     ]);
   });
 
-  test('security.forwarding: TCP forwarding is enable or disable (off by default, whatever defaultMode says); socket and X11 forwarding only disable', () => {
+  test('security.forwarding: TCP forwarding is enable, filter or disable (off by default, whatever defaultMode says); socket and X11 forwarding filter or disable', () => {
     assert.deepEqual(parse({ security: { defaultMode: 'enable' } }).security.forwarding, {
       forwardingMode: 'disable',
       reverseForwardingMode: 'disable',
@@ -475,13 +478,35 @@ describe('config errors name the key and the fix', () => {
     const on = parse({ security: { forwarding: { forwardingMode: 'enable', reverseForwardingMode: 'enable', x11ForwardingMode: 'disable' } } }).security.forwarding;
     assert.equal(on.forwardingMode, 'enable');
     assert.equal(on.reverseForwardingMode, 'enable');
-    assert.deepEqual(problemsOf({ security: { forwarding: { forwardingMode: 'filter', socketForwardingMode: 'enable', socketListenMode: 'filter', x11ForwardingMode: 'enable' } } }), [
-      'security.forwarding.forwardingMode: "filter" is not supported yet by this Airlock version — use enable or disable',
-      'security.forwarding.socketForwardingMode: "enable" is not supported yet by this Airlock version — use disable',
-      'security.forwarding.socketListenMode: "filter" is not supported yet by this Airlock version — use disable',
-      'security.forwarding.x11ForwardingMode: "enable" is not supported yet by this Airlock version — use disable',
+    assert.deepEqual(problemsOf({ security: { forwarding: { socketForwardingMode: 'enable', socketListenMode: 'enable', x11ForwardingMode: 'enable' } } }), [
+      'security.forwarding.socketForwardingMode: "enable" is not supported yet by this Airlock version — use filter or disable',
+      'security.forwarding.socketListenMode: "enable" is not supported yet by this Airlock version — use filter or disable',
+      'security.forwarding.x11ForwardingMode: "enable" is not supported yet by this Airlock version — use filter or disable',
     ]);
-    assert.equal(problemsOf({ security: { forwarding: { forwardingMode: 'on' } } })[0], 'security.forwarding.forwardingMode: must be one of enable, disable (got "on")');
+    assert.equal(problemsOf({ security: { forwarding: { forwardingMode: 'on' } } })[0], 'security.forwarding.forwardingMode: must be one of enable, filter, disable (got "on")');
+  });
+
+  test('security.forwarding.*: ContainerSSH\'s "filter" loads, is applied as disable, and is reported as a warning', () => {
+    const config = parse({ security: { forwarding: { forwardingMode: 'filter', reverseForwardingMode: 'enable', x11ForwardingMode: 'filter' } } });
+    assert.equal(config.security.forwarding.forwardingMode, 'filter');
+    // What the session layer enforces: filter closes the path like disable; enable stays enable.
+    assert.deepEqual(securityPolicy(config.security).forwarding, { forwardingMode: 'disable', reverseForwardingMode: 'enable' });
+    assert.deepEqual(
+      configWarnings(config).map((w) => w.key),
+      ['security.forwarding.forwardingMode', 'security.forwarding.x11ForwardingMode'],
+    );
+    assert.match(configWarnings(config)[0]!.message, /"filter" is applied as "disable"/);
+    assert.deepEqual(configWarnings(parse({})), [], 'no warning for the defaults');
+  });
+
+  test('ssh.maxConnectionDuration: 0 (no limit) by default, a duration of at least 1s; closeAtCertificateExpiry needs an SSH CA', () => {
+    assert.equal(parse({}).ssh.maxConnectionDuration, 0);
+    assert.equal(parse({ ssh: { maxConnectionDuration: '8h' } }).ssh.maxConnectionDuration, 8 * 3_600_000);
+    assert.match(problemsOf({ ssh: { maxConnectionDuration: '500ms' } })[0]!, /^ssh\.maxConnectionDuration: /);
+    assert.equal(parse({ auth: { publicKey: { trustedUserCAKeys: ['ca.pub'], closeAtCertificateExpiry: true } } }).auth.publicKey.closeAtCertificateExpiry, true);
+    assert.deepEqual(problemsOf({ auth: { publicKey: { closeAtCertificateExpiry: true } } }), [
+      'auth.publicKey.closeAtCertificateExpiry: applies to SSH certificate logins only — set auth.publicKey.trustedUserCAKeys or remove it',
+    ]);
   });
 
   test('docker.relay.image names the port-forwarding helper image', () => {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parseAuthorizedKeyLine } from '../../src/auth/public-key.js';
-import { checkCertificate, createSshCaProvider, loadTrustedCaKeys, verifyCertificateUserauthSignature } from '../../src/auth/ssh-ca.js';
+import { certificateDeadline, checkCertificate, createSshCaProvider, loadTrustedCaKeys, verifyCertificateUserauthSignature } from '../../src/auth/ssh-ca.js';
 import { EMPTY_REVOCATION_LIST, loadRevocationList, parseRevocationList, type RevocationList } from '../../src/auth/revocation-list.js';
 import { AirlockError } from '../../src/core/errors.js';
 import { makeKey, type TestKey } from '../helpers/keys.js';
@@ -202,6 +202,21 @@ describe('createSshCaProvider', () => {
     assert.equal((await provider.authenticate(credential(plain.blob), request, never)).reason, 'NOT_A_CERTIFICATE');
     const unreadable = createSshCaProvider({ trustedCaKeys: trusted, revokedKeysFile: `${dir}/nope`, clock: { now: () => NOW }, logger: pino({ level: 'silent' }) });
     assert.equal((await unreadable.authenticate(credential(good.blob), request, never)).outcome, 'error');
+  });
+
+  test('closeAtExpiry: the certificate\'s valid before becomes the deadline (off by default, as in sshd; never for a forever certificate)', async () => {
+    const request = { connectionId: 'c', username: 'alice', remoteAddress: '127.0.0.1:1', clientVersion: 'x', metadata: {}, environment: {}, files: {} };
+    const never = new AbortController().signal;
+    const credential = (blob: Buffer) => ({ method: 'publickey' as const, algorithm: 'x', blob, authorizedKey: '', fingerprint: '' });
+    const bounded = await cert(['-n', 'alice', '-V', '20300101000000Z:20300701120000Z']);
+    const forever = await cert(['-n', 'alice']);
+    const deps = { trustedCaKeys: trusted, clock: { now: () => NOW }, logger: pino({ level: 'silent' }) };
+    assert.equal((await createSshCaProvider(deps).authenticate(credential(bounded.blob), request, never)).deadline, undefined);
+    const closing = createSshCaProvider({ ...deps, closeAtExpiry: true });
+    assert.equal((await closing.authenticate(credential(bounded.blob), request, never)).deadline?.toISOString(), '2030-07-01T12:00:00.000Z');
+    assert.equal((await closing.authenticate(credential(forever.blob), request, never)).deadline, undefined);
+    assert.equal(certificateDeadline(0xffff_ffff_ffff_ffffn), undefined);
+    assert.equal(certificateDeadline(2n ** 62n), undefined, 'beyond what a Date holds');
   });
 });
 

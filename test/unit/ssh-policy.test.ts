@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createSessionPolicy, listAllows, PERMISSIVE_SECURITY, type SecurityPolicyConfig } from '../../src/ssh/policy.js';
+import { createSessionPolicy, envRefusalLine, listAllows, PERMISSIVE_SECURITY, type SecurityPolicyConfig } from '../../src/ssh/policy.js';
 import { securityPolicy } from '../../src/cli/wiring.js';
 import { parseConfig } from '../../src/config/index.js';
 
@@ -91,4 +91,12 @@ describe('session policy', () => {
     // Forwarding never follows defaultMode.
     assert.deepEqual(defaults.forwarding, { forwardingMode: 'disable', reverseForwardingMode: 'disable' });
   });
+});
+
+test('env refusal line: names only, one line, printable, bounded', () => {
+  assert.equal(envRefusalLine(['SECRET_TOKEN']), 'airlock: setting environment variable SECRET_TOKEN is not allowed by the gateway policy [POLICY_DENIED]');
+  assert.equal(envRefusalLine(['A', 'B']), 'airlock: setting environment variables A, B is not allowed by the gateway policy [POLICY_DENIED]');
+  const line = envRefusalLine(['BAD\r\nNAME', 'X'.repeat(100), ...Array.from({ length: 12 }, (_, i) => `V${i}`)]);
+  assert.match(line, /BAD\?\?NAME, X{64}\.\.\., V0, .*V7 and 4 more is not allowed/);
+  assert.doesNotMatch(line, /[\r\n]/);
 });
