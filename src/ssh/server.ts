@@ -59,6 +59,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         client.end();
         return;
       }
+      // Nagle's algorithm holds back the small packets of the handshake and of every keystroke
+      // until the peer's delayed ACK (~40 ms each, several times per login); OpenSSH's sshd
+      // disables it for sessions too. (ssh2's server Connection has setNoDelay; its typings omit it.)
+      (client as ssh2.Connection & { setNoDelay(noDelay: boolean): unknown }).setNoDelay(true);
       const conn = handleConnection(client, info, deps);
       live.set(conn.connectionId, conn);
       void conn.closed.then(() => live.delete(conn.connectionId));

@@ -9,7 +9,7 @@
  *
  *   runBackendConformance('docker (connection mode)', async () => ({
  *     gatewayOverrides: { backend: 'docker', docker: { ... } },
- *     listWorkloads: () => ...,               // what this run left running, scoped to this run
+ *     listWorkloads: (gateways) => ...,       // what this run left running, scoped to this run
  *     unavailable: { overrides: { ... }, code: 'BACKEND_UNAVAILABLE' },
  *     cleanup: async () => { ... },
  *   }));
@@ -37,9 +37,11 @@ export interface ConformanceTarget {
   /**
    * Ids of the workloads (containers, pods, upstream sessions/processes) this target's gateways
    * have alive right now. Scope it to this run (e.g. a label set in `gatewayOverrides`): other
-   * suites may share the engine. Must be `[]` once every connection has closed.
+   * suites may share the engine. Must be `[]` once every connection has closed. `gateways` are
+   * the gateways running now: what a gateway holds for no connection (its idle warm pool,
+   * which its log tells apart from claimed containers) is not a workload.
    */
-  listWorkloads(): Promise<string[]>;
+  listWorkloads(gateways: readonly TestGateway[]): Promise<string[]>;
   /** Overrides (merged over `gatewayOverrides`) that make the backend unreachable, and the code the user must see. */
   readonly unavailable: { readonly overrides: GatewayConfig; readonly code: string };
   /** An existing directory the session user may write to in the workload (webhook files go below it). Default `/tmp`. */
@@ -87,7 +89,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
     afterEach(async () => {
       // Every test ends with all its connections closed: nothing may outlive them.
       await gw.waitForIdle();
-      assert.deepEqual(await target.listWorkloads(), [], 'no workload may outlive its connection');
+      assert.deepEqual(await target.listWorkloads([gw]), [], 'no workload may outlive its connection');
     });
 
     after(async () => {
@@ -95,7 +97,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
       await hook?.close();
       await dir?.cleanup();
       try {
-        if (target) assert.deepEqual(await target.listWorkloads(), [], 'leaked workloads at the end of the suite');
+        if (target) assert.deepEqual(await target.listWorkloads([]), [], 'leaked workloads at the end of the suite');
       } finally {
         await target?.cleanup();
       }
@@ -231,7 +233,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
       const client = await connect(gw, key.path);
       const ch = await exec(client, 'echo ready; sleep 1000');
       await waitForOutput(ch, /ready/);
-      assert.ok((await target.listWorkloads()).length > 0, 'the program runs in a workload');
+      assert.ok((await target.listWorkloads([gw])).length > 0, 'the program runs in a workload');
       const closed = once(client, 'close');
       client.end();
       await closed;
@@ -250,7 +252,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
         });
         child.once('close', () => reject(new Error('ssh ended before the program ran')));
       });
-      assert.ok((await target.listWorkloads()).length > 0, 'the program runs in a workload');
+      assert.ok((await target.listWorkloads([gw])).length > 0, 'the program runs in a workload');
       const gone = once(child, 'close');
       child.kill('SIGKILL');
       await gone;
@@ -271,7 +273,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
         });
         child.once('close', () => reject(new Error(`ssh ended before the program ran: ${stderr}`)));
       });
-      assert.ok((await target.listWorkloads()).length > 0, 'the program runs in a workload');
+      assert.ok((await target.listWorkloads([gw, own])).length > 0, 'the program runs in a workload');
       return { own, child, stderr: () => stderr };
     }
 
@@ -281,7 +283,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
         await once(child, 'close');
         assert.match(stderr(), /idle for too long.*\[IDLE_TIMEOUT\]/);
         await own.waitForIdle();
-        assert.deepEqual(await target.listWorkloads(), []);
+        assert.deepEqual(await target.listWorkloads([gw, own]), []);
       } finally {
         await own.stop();
       }
@@ -293,7 +295,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
       try {
         await own.waitForLog((l) => l.msg === 'client stopped answering keepalives');
         await own.waitForIdle();
-        assert.deepEqual(await target.listWorkloads(), []);
+        assert.deepEqual(await target.listWorkloads([gw, own]), []);
       } finally {
         child.kill('SIGKILL');
         await own.stop();
@@ -306,7 +308,7 @@ export function runBackendConformance(name: string, setup: () => Promise<Conform
       assert.equal(await own.stop('SIGTERM'), 0);
       await clientExit;
       assert.match(stderr(), /shutting down/);
-      assert.deepEqual(await target.listWorkloads(), []);
+      assert.deepEqual(await target.listWorkloads([gw]), []);
     });
 
     it('unavailable backend: one clear line with a code, exit 255, nothing left behind', async () => {

@@ -1,4 +1,8 @@
-/** The shared behaviour suite against the Docker backend, in both modes, on the real dockerd. */
+/**
+ * The shared behaviour suite against the Docker backend on the real dockerd: both modes, and
+ * connection mode with a warm pool (every login claims a pre-started container and its first
+ * program starts through the pool's launcher).
+ */
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -7,19 +11,31 @@ import { runBackendConformance } from './backend-suite.js';
 
 const run = promisify(execFile);
 
-for (const mode of ['connection', 'session'] as const) {
-  runBackendConformance(`docker (${mode} mode)`, async () => {
+const variants = [
+  { name: 'connection mode', mode: 'connection', pool: 0 },
+  { name: 'session mode', mode: 'session', pool: 0 },
+  { name: 'connection mode, warm pool', mode: 'connection', pool: 2 },
+] as const;
+
+for (const { name, mode, pool } of variants) {
+  runBackendConformance(`docker (${name})`, async () => {
     await ensureTestImage();
     // A label of this run only: other suites may share the engine.
     const runLabel = randomBytes(6).toString('hex');
     return {
       gatewayOverrides: {
         backend: 'docker',
-        docker: { execution: { mode, container: { labels: { 'conformance.run': runLabel } } } },
+        docker: { execution: { mode, container: { labels: { 'conformance.run': runLabel } } }, ...(pool > 0 ? { pool: { size: pool } } : {}) },
       },
-      listWorkloads: async () => {
-        const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', '--filter', `label=conformance.run=${runLabel}`]);
-        return stdout.split('\n').filter((line) => line !== '');
+      listWorkloads: async (gateways) => {
+        const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Label "airlock.pool"}}', '--filter', `label=conformance.run=${runLabel}`]);
+        // A pool container no connection has claimed (per the gateways' logs) is no workload.
+        const claimed = new Set(gateways.flatMap((gw) => gw.logs.filter((l) => l.msg === 'pool container claimed').map((l) => l.containerId)));
+        return stdout
+          .split('\n')
+          .map((line) => line.split(' '))
+          .filter(([id, isPool]) => id !== undefined && id !== '' && (isPool !== 'true' || claimed.has(id)))
+          .map(([id]) => id as string);
       },
       unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/docker.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
       cleanup: async () => undefined,

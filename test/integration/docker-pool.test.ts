@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
@@ -34,6 +35,13 @@ async function poolContainers(gatewayId: string): Promise<Map<string, Record<str
 
 const count = (gw: TestGateway, msg: string) => gw.logs.filter((l) => l.msg === msg).length;
 
+/** The next launcher hand-over after `seen` earlier ones. */
+async function launcherUse(gw: TestGateway, seen: number): Promise<LogLine> {
+  const msg = 'program handed to a pool launcher';
+  await gw.waitForLog(() => count(gw, msg) > seen);
+  return gw.logs.filter((l) => l.msg === msg)[seen] as LogLine;
+}
+
 /** Waits until the pool holds `size` idle containers (ready − claimed, from the log). */
 function poolFull(gw: TestGateway, size: number): Promise<LogLine> {
   return gw.waitForLog(() => count(gw, 'pool container ready') - count(gw, 'pool container claimed') >= size, 30_000);
@@ -50,6 +58,13 @@ describe('pool network plan', () => {
   });
 });
 
+/**
+ * Every byte a shell could trip over: quotes, backslashes, `$(...)`, a newline, a CR, a tab,
+ * Ctrl-C (which a cooked terminal turns into SIGINT), DEL, and UTF-8. It travels through the
+ * launcher's request (launcher.ts) as a quoted word.
+ */
+const TRICKY = `it's "quoted" \\ $(id) \`uname\` $HOME\nline2\r\ttab \x03 \x7f ü→ end`;
+
 describe('warm pool through the gateway', () => {
   let fx: KeyFixture;
   let hook: WebhookServer;
@@ -64,7 +79,7 @@ describe('warm pool through the gateway', () => {
       behaviours.acceptPublicKeys(
         { alice: [fx.alice.publicLine] },
         {
-          environment: { BUILD_ID: { value: '42' } },
+          environment: { BUILD_ID: { value: '42' }, TRICKY: { value: TRICKY } },
           files: { '/home/airlock/.greeting': { value: greeting } },
         },
       ),
@@ -133,6 +148,43 @@ describe('warm pool through the gateway', () => {
     const afterwards = await poolContainers(gw.gatewayId);
     assert.equal(afterwards.size, SIZE, 'refilled to size');
     assert.ok(!afterwards.has(used), 'the used container was removed, not returned to the pool');
+  });
+
+  it("a claim's first program starts in the pool's pre-started launcher: argv and env byte for byte, stdin intact, exit status", async () => {
+    await poolFull(gw, SIZE);
+    const handed = count(gw, 'program handed to a pool launcher');
+    const input = randomBytes(256 * 1024);
+    const r = await ssh(gw, {
+      user: 'alice',
+      identity: fx.alice.path,
+      command: `printf '%s|' "$TRICKY" 'it'"'"'s' "a  b"; cat; exit 3`,
+      input,
+    });
+    assert.equal(r.code, 3, r.stderr);
+    const expected = Buffer.concat([Buffer.from(`${TRICKY}|it's|a  b|`), input]);
+    assert.ok(r.stdout.equals(expected), `stdout differs: ${JSON.stringify(r.stdout.subarray(0, 120).toString())}`);
+    const used = await launcherUse(gw, handed);
+    assert.equal(used.tty, false);
+  });
+
+  it("with a terminal the launcher hands over a cooked terminal: TERM, echo, signals, the env's bytes", async () => {
+    await poolFull(gw, SIZE);
+    const handed = count(gw, 'program handed to a pool launcher');
+    const r = await ssh(gw, {
+      user: 'alice',
+      identity: fx.alice.path,
+      args: ['-tt'],
+      command: 'echo "TERM=$TERM"; stty -a; printf %s "$TRICKY" | wc -c; exit 4',
+    });
+    assert.equal(r.code, 4, r.stderr);
+    const out = r.stdout.toString();
+    assert.doesNotMatch(out, /airlock-(pid|end|launcher)/, 'nothing of the launcher reaches the user');
+    assert.match(out, /^TERM=\S+\r?$/m, 'the pty request\'s TERM is exported');
+    // The raw mode the request crossed the pty in is gone again.
+    for (const setting of ['icanon', 'isig', 'echo', 'opost', 'icrnl']) assert.match(out, new RegExp(`(^|\\s)${setting}(\\s|$)`, 'm'), `${setting} is on`);
+    assert.match(out, new RegExp(`^${Buffer.byteLength(TRICKY)}\\r?$`, 'm'), 'the env value arrived whole');
+    const used = await launcherUse(gw, handed);
+    assert.equal(used.tty, true);
   });
 
   it("the gateway's reaper leaves its pool alone (while it removes an orphan of the same gateway)", async () => {

@@ -69,7 +69,8 @@ function wrapperPrefix(nonce: string | undefined, gate: boolean, pty: PtySpec | 
   return script;
 }
 
-function dimension(n: number): number {
+/** A terminal dimension from the client, or 0 when it is not a sane positive integer. */
+export function dimension(n: number): number {
   return Number.isInteger(n) && n > 0 && n < 100_000 ? n : 0;
 }
 

@@ -11,6 +11,7 @@ import { normalizeFiles, partitionFiles, pathExists, writeFilesByArchive, writeF
 import { buildCreateBody, buildHostConfig, tmpfsMountPoints } from './container-spec.js';
 import { DockerProcess } from './docker-process.js';
 import { engineMessage, mapEngineError, statusCodeOf } from './engine-errors.js';
+import { launchRequest, type Launcher } from './launcher.js';
 import { attachHijacked, callSignal, createContainer, removeContainer, startExecHijacked, startFailure } from './engine-ops.js';
 import { ExecDriver } from './exec-driver.js';
 import { ensureImage } from './image.js';
@@ -427,6 +428,8 @@ export class DockerConnection implements BackendConnection {
    * sent once the claim is done, so the exec's own start-up overlaps with the claim.
    */
   async #execIn(main: Docker.Container, request: ProcessRequest, signal: AbortSignal | undefined, claim: Promise<void> | undefined): Promise<Process> {
+    const launched = await this.#launchIn(main, request, claim);
+    if (launched) return launched;
     const { options, clock } = this.#ctx;
     const pty = request.pty;
     const nonce = newMarkerNonce();
@@ -484,6 +487,59 @@ export class DockerConnection implements BackendConnection {
       pty,
       markerNonce: nonce,
       driver: new ExecDriver(main, exec, this.#user.spec, options.timeouts, clock),
+      timeouts: options.timeouts,
+      logger: this.#logger.child({ channelId: request.channelId }),
+    });
+    this.#adopt(proc, undefined);
+    return proc;
+  }
+
+  /**
+   * Starts the program through a pool container's pre-started launcher of the right terminal
+   * kind (launcher.ts), if one is left: no exec create or start on the way. Undefined when there
+   * is none or the request needs a normal exec; the caller then makes one.
+   */
+  async #launchIn(main: Docker.Container, request: ProcessRequest, claim: Promise<void> | undefined): Promise<Process | undefined> {
+    const launchers = this.#pooled?.container === main ? this.#pooled.launchers : undefined;
+    const index = launchers?.findIndex((l) => l.tty === (request.pty !== undefined)) ?? -1;
+    if (!launchers || index < 0) return undefined;
+    const [launcher] = launchers.splice(index, 1) as [Launcher];
+    const { options, clock } = this.#ctx;
+    const pty = request.pty;
+    const nonce = newMarkerNonce();
+    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: undefined, gate: false });
+    try {
+      if (claim) {
+        await claim;
+        if (this.#main !== main) throw new Error('the pool container was replaced');
+      }
+      if (this.#closing) throw this.#closedError();
+    } catch (err) {
+      launcher.stream.destroy();
+      throw err;
+    }
+    const bytes =
+      // The claim may have resolved the user anew (files need its ids): only the same user.
+      launcher.user === this.#user.spec
+        ? launchRequest({
+            argv,
+            env: envList(this.#execEnv, request.env, pty ? { TERM: pty.term } : undefined),
+            markerNonce: nonce,
+            pty,
+            terminator: `airlock-end-${newMarkerNonce()}`,
+          })
+        : undefined;
+    if (!bytes || launcher.stream.destroyed || !launcher.stream.writable) {
+      launcher.stream.destroy();
+      return undefined;
+    }
+    launcher.stream.write(bytes);
+    this.#logger.debug({ channelId: request.channelId, containerId: main.id, tty: launcher.tty }, 'program handed to a pool launcher');
+    const proc = new DockerProcess({
+      stream: launcher.stream,
+      pty,
+      markerNonce: nonce,
+      driver: new ExecDriver(main, launcher.exec, launcher.user, options.timeouts, clock),
       timeouts: options.timeouts,
       logger: this.#logger.child({ channelId: request.channelId }),
     });
@@ -639,6 +695,8 @@ export class DockerConnection implements BackendConnection {
     // 1. startProcess calls (and a pool claim) in flight finish or fail; failures remove their
     //    own container.
     await Promise.all([...this.#starting, this.#claim?.catch(noop)]);
+    // Launchers nobody used (their container goes next).
+    for (const launcher of this.#pooled?.launchers.splice(0) ?? []) launcher.stream.destroy();
     // 2. Removing a container kills its programs; report them as KILLed.
     for (const proc of this.#processes) proc.markKilled();
     await Promise.all([...this.#containers.values()].map((c) => this.#remove(c)));

@@ -6,6 +6,7 @@ import { envList } from './command.js';
 import { buildCreateBody, buildHostConfig } from './container-spec.js';
 import { callSignal, createContainer, removeContainer, startFailure } from './engine-ops.js';
 import { ensureImage } from './image.js';
+import { startLauncher, type Launcher } from './launcher.js';
 import type { ImageUsers, ResolvedUser } from './image-user.js';
 import { buildLabels, LABEL } from './labels.js';
 import type { DockerBackendOptions } from './options.js';
@@ -51,6 +52,11 @@ export interface PooledContainer {
   readonly user: ResolvedUser;
   /** Network to connect at claim; undefined when the container was created with its final mode. */
   readonly attachNetwork: string | undefined;
+  /**
+   * Pre-started execs waiting for a program (launcher.ts), at most one per terminal kind; the
+   * connection takes them out as it uses them and destroys the rest when it ends.
+   */
+  readonly launchers: Launcher[];
 }
 
 export interface NetworkPlan {
@@ -73,6 +79,12 @@ export function poolNetworkPlan(networkMode: string | undefined): NetworkPlan {
 }
 
 const MAX_PARALLEL_CREATES = 2;
+/**
+ * A claim's refill waits this long, so the claiming connection's own Engine calls (network
+ * connect, the first exec) are not slowed by a container being created and started beside them
+ * on the same engine: that start is the slowest thing the Engine does.
+ */
+const REFILL_DELAY_MS = 500;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 
@@ -88,6 +100,7 @@ export class ContainerPool {
   #creating = 0;
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #refillTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(deps: PoolDeps, options: PoolOptions) {
@@ -106,7 +119,7 @@ export class ContainerPool {
   claim(image: string, connectionId: string): PooledContainer | undefined {
     if (this.#closing || image !== this.image) return undefined;
     const pooled = this.#idle.shift();
-    this.#fill();
+    this.#refillSoon();
     if (!pooled) {
       this.#logger.info({ connectionId, size: this.size }, 'pool empty: starting a fresh container');
       return undefined;
@@ -137,10 +150,21 @@ export class ContainerPool {
   async #close(): Promise<void> {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    clearTimeout(this.#refillTimer);
+    this.#refillTimer = undefined;
     await Promise.all([...this.#inFlight]);
     const idle = this.#idle.splice(0);
     await Promise.all(idle.map((p) => this.#discard(p, 'gateway stopping')));
     this.#logger.info({ removed: idle.length }, 'pool closed');
+  }
+
+  #refillSoon(): void {
+    if (this.#refillTimer !== undefined) return;
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      this.#fill();
+    }, REFILL_DELAY_MS);
+    this.#refillTimer.unref();
   }
 
   #fill(): void {
@@ -196,7 +220,8 @@ export class ContainerPool {
       } catch (err) {
         throw startFailure(err, 'starting a pool container', { containerId: container.id, image: this.image });
       }
-      const pooled: PooledContainer = { key, container, image, user, attachNetwork: plan.attach };
+      const launchers = await this.#startLaunchers(container, user.spec);
+      const pooled: PooledContainer = { key, container, image, user, attachNetwork: plan.attach, launchers };
       if (this.#closing) {
         await this.#discard(pooled, 'gateway stopping');
         return;
@@ -220,8 +245,24 @@ export class ContainerPool {
     }
   }
 
-  async #discard(pooled: { key: string; container: Docker.Container }, reason: string): Promise<void> {
+  /**
+   * One launcher with and one without a TTY. Optional: a launcher that cannot start (no `stty`
+   * for the TTY one, an engine hiccup) only means that kind of first program is a normal exec.
+   */
+  async #startLaunchers(container: Docker.Container, user: string): Promise<Launcher[]> {
+    const signal = callSignal(this.#deps.options.timeouts.commandStart);
+    const started = await Promise.allSettled([false, true].map((tty) => startLauncher(container, { tty, user, signal })));
+    const launchers: Launcher[] = [];
+    for (const result of started) {
+      if (result.status === 'fulfilled') launchers.push(result.value);
+      else this.#logger.debug({ err: result.reason, containerId: container.id }, 'pool launcher not started; that kind of program starts as a normal exec');
+    }
+    return launchers;
+  }
+
+  async #discard(pooled: { key: string; container: Docker.Container; launchers?: Launcher[] }, reason: string): Promise<void> {
     const { options, clock } = this.#deps;
+    for (const launcher of pooled.launchers ?? []) launcher.stream.destroy();
     try {
       await removeContainer(pooled.container, options.timeouts, clock);
       this.#owned.delete(pooled.key);

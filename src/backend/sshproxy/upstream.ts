@@ -67,6 +67,8 @@ export async function connectUpstream(options: SshProxyBackendOptions, username:
       client.once('error', onError);
       client.once('close', onClose);
       client.connect(config);
+      // As on the gateway's own side (ssh/server.ts): no Nagle delay on a proxied keystroke.
+      client.setNoDelay(true);
     });
   } catch (err) {
     client.destroy();
