@@ -526,12 +526,19 @@ const keyTemplate = z.string().superRefine((value, ctx) => {
       });
     }
   }
-  // Without it two recordings (same commit, same user) would overwrite each other.
-  if (!/\{\{\s*connectionId\s*\}\}/.test(value)) {
-    ctx.addIssue({ code: 'custom', message: 'must contain {{connectionId}} so every recording gets its own key prefix' });
-  }
   if (value.startsWith('/')) ctx.addIssue({ code: 'custom', message: 'must not start with "/" (S3 keys are relative to the bucket)' });
-});
+}).transform(uniqueKeyTemplate);
+
+/**
+ * A template without {{connectionId}} (the issue's own `{{metadata.commit_sha}}/{{metadata.session_id}}/`)
+ * gets `{{connectionId}}/` appended: one CI session can have several SSH connections, and two
+ * recordings under one prefix would overwrite each other's files. Idempotent.
+ */
+export function uniqueKeyTemplate(template: string): string {
+  if (/\{\{\s*connectionId\s*\}\}/.test(template)) return template;
+  if (template === '') return '{{connectionId}}/';
+  return `${template.endsWith('/') ? template : `${template}/`}{{connectionId}}/`;
+}
 
 const auditS3Schema = z.strictObject({
   local: text().optional(),

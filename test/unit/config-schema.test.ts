@@ -6,6 +6,7 @@ import {
   embeddedDefaults,
   parseConfig,
   parseListenAddress,
+  uniqueKeyTemplate,
   type AppConfig,
 } from '../../src/config/index.js';
 
@@ -609,14 +610,27 @@ describe('audit config', () => {
     assert.equal(parse({ audit: { enable: false, format: 'none', storage: 'none' } }).audit.enable, false);
   });
 
-  test('key templates: known placeholders only, must be unique per recording, relative', () => {
+  test('key templates: known placeholders only, relative', () => {
     assert.deepEqual(problemsOf({ audit: { ...S3, s3: { ...S3.s3, keyTemplate: '{{metadata.commit_sha}}/{{sessionid}}/' } } }), [
       'audit.s3.keyTemplate: unknown placeholder "{{sessionid}}" — use {{connectionId}}, {{username}}, {{date}} or {{metadata.NAME}}',
-      'audit.s3.keyTemplate: must contain {{connectionId}} so every recording gets its own key prefix',
     ]);
     assert.deepEqual(problemsOf({ audit: { ...S3, s3: { ...S3.s3, keyTemplate: '/{{connectionId}}' } } }), [
       'audit.s3.keyTemplate: must not start with "/" (S3 keys are relative to the bucket)',
     ]);
+  });
+
+  test('key templates without {{connectionId}} get it appended, so every recording keeps its own prefix', () => {
+    const keyTemplateOf = (keyTemplate: string) => parse({ audit: { ...S3, s3: { ...S3.s3, keyTemplate } } }).audit.s3.keyTemplate;
+    // The issue's own example: one CI session can have several connections.
+    assert.equal(keyTemplateOf('{{metadata.commit_sha}}/{{metadata.session_id}}/'), '{{metadata.commit_sha}}/{{metadata.session_id}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf('recordings/{{date}}'), 'recordings/{{date}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf(''), '{{connectionId}}/');
+    // Present anywhere (even mid-segment, with spaces): left exactly as written.
+    assert.equal(keyTemplateOf('{{metadata.commit_sha}}/{{connectionId}}/'), '{{metadata.commit_sha}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf('rec-{{ connectionId }}-x/'), 'rec-{{ connectionId }}-x/');
+    assert.equal(parse({ audit: S3 }).audit.s3.keyTemplate, '{{connectionId}}/');
+    // Idempotent: a parsed config parsed again (e.g. printed by `config check`) is unchanged.
+    assert.equal(uniqueKeyTemplate(uniqueKeyTemplate('{{metadata.session_id}}')), '{{metadata.session_id}}/{{connectionId}}/');
   });
 
   test('passwords are never recorded; forwarded bytes only on request; TLS options are not supported yet', () => {
