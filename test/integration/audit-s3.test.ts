@@ -172,11 +172,12 @@ describe('audit to S3 (s3rver)', () => {
     const find = async (user: string) => {
       const deadline = Date.now() + 30_000;
       for (;;) {
+        // Counted before the scan: a line logged while it reads S3 is waited for below, not missed.
+        const seen = gw.logs.length;
         const found = await stored(user);
         if (found) return found;
         if (Date.now() > deadline) throw new Error(`no recording of ${user}'s login; logs:\n${gw.output().slice(-3000)}`);
-        const seen = gw.logs.length;
-        await gw.waitForLog((l) => l.msg === 'recording stored' && gw.logs.indexOf(l) >= seen, 30_000).catch(() => undefined);
+            await gw.waitForLog((l) => l.msg === 'recording stored' && gw.logs.indexOf(l) >= seen, 30_000).catch(() => undefined);
       }
     };
     const bad = await find('bob');
