@@ -567,7 +567,13 @@ export const auditSchema = z
     // ContainerSSH has binary | asciinema (| none); "both" is Airlock's spelling for writing both.
     format: z.enum(['binary', 'asciinema', 'both', 'none']).default('binary'),
     storage: z.enum(['none', 'file', 's3']).default('none'),
-    file: z.strictObject({ directory: text().optional() }).prefault({}),
+    file: z
+      .strictObject({
+        directory: text().optional(),
+        // Storing is a rename on the same file system: a few at a time is plenty.
+        parallelUploads: z.int().min(1).max(1000).default(4),
+      })
+      .prefault({}),
     s3: auditS3Schema.prefault({}),
     intercept: z
       .strictObject({
@@ -587,6 +593,8 @@ export const auditSchema = z
       .prefault({}),
     onFailure: z.enum(['deny', 'allow']).default('deny'),
     queueSize: byteSize().default(64 * 1024 * 1024),
+    // Sealed recordings waiting in memory for an upload slot; the rest wait on the spool only.
+    uploadQueueSize: z.int().min(1).max(1_000_000).default(1000),
   })
   .superRefine(
     (value, ctx) => {

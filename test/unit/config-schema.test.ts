@@ -121,7 +121,7 @@ const DEFAULTS: AppConfig = {
     enable: false,
     format: 'binary',
     storage: 'none',
-    file: {},
+    file: { parallelUploads: 4 },
     s3: {
       region: 'us-east-1',
       pathStyleAccess: false,
@@ -133,6 +133,7 @@ const DEFAULTS: AppConfig = {
     intercept: { stdin: true, stdout: true, stderr: true, forwarding: false },
     onFailure: 'deny',
     queueSize: 64 * 1024 * 1024,
+    uploadQueueSize: 1000,
   },
   log: { level: 'info', format: 'ljson', destination: 'stdout' },
   metrics: { enable: false, listen: '0.0.0.0:9100', path: '/metrics' },
@@ -582,6 +583,7 @@ describe('audit config', () => {
         intercept: { stdin: false, passwords: false },
         onFailure: 'allow',
         queueSize: '16m',
+        uploadQueueSize: 50,
       },
     });
     assert.equal(config.audit.format, 'both');
@@ -591,6 +593,12 @@ describe('audit config', () => {
     assert.deepEqual(config.audit.intercept, { stdin: false, stdout: true, stderr: true, passwords: false, forwarding: false });
     assert.equal(config.audit.onFailure, 'allow');
     assert.equal(config.audit.queueSize, 16 * 1024 * 1024);
+    assert.equal(config.audit.uploadQueueSize, 50);
+    assert.equal(parse({ audit: { enable: true, storage: 'file', file: { directory: '/rec', parallelUploads: 8 } } }).audit.file.parallelUploads, 8);
+    assert.deepEqual(problemsOf({ audit: { uploadQueueSize: 0, file: { parallelUploads: 0 } } }), [
+      'audit.file.parallelUploads: must be at least 1 (got 0)',
+      'audit.uploadQueueSize: must be at least 1 (got 0)',
+    ]);
   });
 
   test('enabling audit needs a storage, its location, and a real format', () => {
