@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -10,7 +11,7 @@ import { MemoryBudget } from './memory-budget.js';
 import { createNsClock } from './ns-clock.js';
 import { SpoolRecording, type RecordingFormats } from './recording.js';
 import { sealRecording, sealSpool } from './recover.js';
-import type { Manifest } from './manifest.js';
+import { MANIFEST_FILE, readManifest, type Manifest } from './manifest.js';
 import { MIN_SPOOL_FREE_BYTES, listSpool, openSpool, spoolFreeBytes } from './spool.js';
 import { UploadQueue } from './upload-queue.js';
 import type { AuditStorage } from './storage/storage.js';
@@ -27,6 +28,8 @@ export interface RecorderDeps {
   readonly checkpointIntervalMs?: number;
   /** Interval of the spool rescan that retries recordings whose sealing failed (default 30 s). */
   readonly rescanIntervalMs?: number;
+  /** Replaces the storage built from the config (tests: a storage that can be held back). */
+  readonly storage?: AuditStorage;
 }
 
 export interface RecorderStats {
@@ -93,14 +96,26 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
   const nsClock = createNsClock(clock);
   const spoolDir = spoolDirectory(config);
   const lock = await openSpool(spoolDir);
-  const storage = createStorage(config);
-  const queue = new UploadQueue({ storage, parallel: config.storage === 's3' ? config.s3.parallelUploads : 4, logger, clock });
+  const storage = deps.storage ?? createStorage(config);
+  // Bounded in memory (uploadQueueSize); what a full queue refuses waits sealed on the spool and
+  // is offered again by refill() once the queue has room (or at the next rescan / start).
+  const queue: UploadQueue = new UploadQueue({
+    storage,
+    parallel: config.storage === 's3' ? config.s3.parallelUploads : config.file.parallelUploads,
+    maxWaiting: config.uploadQueueSize,
+    onRoom: () => void refill(),
+    logger,
+    clock,
+  });
   const budget = new MemoryBudget(config.queueSize);
   const formats = recordingFormats(config.format);
   const active = new Map<string, SpoolRecording>();
   const unsealed = new Map<string, string>();
   const counters = { started: 0, unrecorded: 0, refused: 0, writeFailures: 0 };
   let closing = false;
+  /** Sealed recordings on the spool that a full upload queue refused (refill() picks them up). */
+  let spoolBacklog = false;
+  let refilling = false;
 
   const onSealed = (dir: string, manifest: Manifest) => {
     logger.info(
@@ -108,7 +123,7 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
       'recording sealed',
     );
     if (!manifest.complete) logger.warn({ connectionId: manifest.connectionId, reason: manifest.incompleteReason }, 'recording sealed as incomplete');
-    queue.enqueue({ dir, manifest });
+    if (!queue.enqueue({ dir, manifest })) spoolBacklog = true;
   };
 
   // Background finalizer: derives casts and the command log, compresses and writes the
@@ -157,6 +172,35 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
     }
   };
 
+  /**
+   * Offers the sealed recordings on the spool that the queue does not know (a full queue refused
+   * them) until it is full again. Unsealed ones belong to the finalizer and rescan(). Spool order
+   * (by connection id); a recording refused again is offered at the next refill.
+   */
+  const refill = async () => {
+    if (refilling || closing) return;
+    refilling = true;
+    spoolBacklog = false;
+    try {
+      for (const name of await listSpool(spoolDir)) {
+        const dir = join(spoolDir, name);
+        if (active.has(name) || finalizing.has(dir) || queue.has(dir) || unsealed.has(dir) || !existsSync(join(dir, MANIFEST_FILE))) continue;
+        // Gone meanwhile (uploaded by a job that just ended) or unreadable: the next rescan sees it.
+        const manifest = await readManifest(dir).catch(() => undefined);
+        if (!manifest) continue;
+        if (!queue.enqueue({ dir, manifest })) {
+          spoolBacklog = true;
+          break;
+        }
+      }
+    } catch (err) {
+      spoolBacklog = true;
+      logger.error({ code: 'AUDIT_UPLOAD_BACKLOG', spool: spoolDir, err: (err as Error).message }, 'the spool cannot be listed to queue waiting recordings; retrying later');
+    } finally {
+      refilling = false;
+    }
+  };
+
   // Recordings a killed gateway left: each spool file gets its Seal (marked incomplete) before
   // the gateway serves again; deriving, compressing and uploading them runs in the background.
   for (const name of await listSpool(spoolDir)) {
@@ -180,6 +224,8 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
   checkpointTimer.unref();
   const rescanTimer = setInterval(() => {
     if (unsealed.size > 0) void rescan('the spool could not be written');
+    // Normally onRoom refills; this catches a refill that failed or raced with a full queue.
+    if (spoolBacklog && !queue.backlogged) void refill();
   }, deps.rescanIntervalMs ?? 30_000);
   rescanTimer.unref();
 
@@ -253,7 +299,7 @@ export async function createRecorder(config: AuditConfig, deps: RecorderDeps): P
       }
       // Sealed spool files not finalized by now are finished at the next start.
       const left = (await queue.drain(Math.max(0, deadline - clock.now()))) + finalizing.size;
-      if (left > 0) logger.warn({ left, spool: spoolDir }, 'recordings not uploaded before shutdown stay in the spool; they are uploaded at the next start');
+      if (left > 0 || spoolBacklog) logger.warn({ left, backlog: spoolBacklog, spool: spoolDir }, 'recordings not uploaded before shutdown stay in the spool; they are uploaded at the next start');
       logger.info({ ...counters, uploads: queue.stats }, 'audit recorder stopped');
       lock.release();
     },

@@ -6,8 +6,18 @@ import type { AuditStorage, SealedRecording } from './storage/storage.js';
 
 export interface UploadQueueOptions {
   readonly storage: AuditStorage;
-  /** Uploads in flight at once (`audit.s3.parallelUploads`). */
+  /** Uploads in flight at once (`audit.s3.parallelUploads` / `audit.file.parallelUploads`). */
   readonly parallel: number;
+  /**
+   * Sealed recordings held in memory waiting for a free slot (`audit.uploadQueueSize`). When the
+   * waiting list is full `enqueue` refuses: the recording stays sealed on the spool only.
+   */
+  readonly maxWaiting: number;
+  /**
+   * Called when a queue that refused recordings has room again (its waiting list is down to half):
+   * the owner rescans the spool and enqueues what was left there.
+   */
+  readonly onRoom?: () => void;
   readonly logger: Logger;
   readonly clock: Clock;
   /** Backoff bounds of the retry helper (defaults 500 ms → 10 s). */
@@ -19,10 +29,12 @@ const RETRY_WINDOW_MS = 60 * 60_000;
 
 /**
  * Moves sealed recordings from the spool to storage. The spool directory is the durable queue:
- * this object only holds the names of sealed recordings (so memory stays tiny however long
- * storage is down) and runs at most `parallel` uploads. Each upload retries with backoff and
- * jitter without end; a recording is removed from the spool only after storage accepted every
- * file. Recordings still queued at shutdown stay in the spool and are uploaded on the next start.
+ * this object holds at most `parallel` uploads plus `maxWaiting` waiting recordings (directory and
+ * manifest, a few KB each), so memory stays bounded however long storage is down. A recording
+ * refused by a full queue loses nothing: it stays sealed on the spool, and `onRoom` lets the owner
+ * pick it up again. Each upload retries with backoff and jitter without end; a recording is
+ * removed from the spool only after storage accepted every file. Recordings still queued at
+ * shutdown stay in the spool and are uploaded on the next start.
  */
 export class UploadQueue {
   readonly #o: UploadQueueOptions;
@@ -33,6 +45,8 @@ export class UploadQueue {
   readonly #idleWaiters = new Set<() => void>();
   #stored = 0;
   #failedAttempts = 0;
+  /** Recordings refused since the queue last had room: `onRoom` is due. */
+  #refused = 0;
 
   constructor(options: UploadQueueOptions) {
     this.#o = options;
@@ -51,11 +65,32 @@ export class UploadQueue {
     return this.#known.has(dir);
   }
 
-  enqueue(recording: SealedRecording): void {
-    if (this.#known.has(recording.dir) || this.#abort.signal.aborted) return;
+  /** True once a recording was refused and the queue has not had room since. */
+  get backlogged(): boolean {
+    return this.#refused > 0;
+  }
+
+  /**
+   * Queues a sealed recording; false when the waiting list is full (or the queue is shut down):
+   * the recording then stays on the spool until the owner offers it again.
+   */
+  enqueue(recording: SealedRecording): boolean {
+    if (this.#abort.signal.aborted) return false;
+    if (this.#known.has(recording.dir)) return true;
+    // Waiting recordings exist only while every slot is busy (#pump starts one at once otherwise).
+    if (this.#waiting.length >= this.#o.maxWaiting) {
+      if (this.#refused++ === 0) {
+        this.#o.logger.warn(
+          { code: 'AUDIT_UPLOAD_BACKLOG', uploading: this.#jobs.size, waiting: this.#waiting.length },
+          'upload queue full (audit.uploadQueueSize): further sealed recordings wait on the spool and are queued when there is room',
+        );
+      }
+      return false;
+    }
     this.#known.add(recording.dir);
     this.#waiting.push(recording);
     this.#pump();
+    return true;
   }
 
   #pump(): void {
@@ -65,6 +100,11 @@ export class UploadQueue {
         this.#jobs.delete(job);
         this.#known.delete(next.dir);
         this.#pump();
+        if (this.#refused > 0 && !this.#abort.signal.aborted && this.#waiting.length <= Math.floor(this.#o.maxWaiting / 2)) {
+          this.#o.logger.info({ refused: this.#refused, waiting: this.#waiting.length }, 'upload queue has room again: queueing recordings left on the spool');
+          this.#refused = 0;
+          this.#o.onRoom?.();
+        }
         if (this.#known.size === 0) for (const w of this.#idleWaiters) w();
       });
       this.#jobs.add(job);

@@ -11,6 +11,7 @@ export {
   SSH_HOST_KEY_ALGOS,
   CONTAINER_TYPED_KEYS,
   HOST_TYPED_KEYS,
+  uniqueKeyTemplate,
 } from './schema.js';
 export type {
   AppConfig,

@@ -546,12 +546,19 @@ const keyTemplate = z.string().superRefine((value, ctx) => {
       });
     }
   }
-  // Without it two recordings (same commit, same user) would overwrite each other.
-  if (!/\{\{\s*connectionId\s*\}\}/.test(value)) {
-    ctx.addIssue({ code: 'custom', message: 'must contain {{connectionId}} so every recording gets its own key prefix' });
-  }
   if (value.startsWith('/')) ctx.addIssue({ code: 'custom', message: 'must not start with "/" (S3 keys are relative to the bucket)' });
-});
+}).transform(uniqueKeyTemplate);
+
+/**
+ * A template without {{connectionId}} (the issue's own `{{metadata.commit_sha}}/{{metadata.session_id}}/`)
+ * gets `{{connectionId}}/` appended: one CI session can have several SSH connections, and two
+ * recordings under one prefix would overwrite each other's files. Idempotent.
+ */
+export function uniqueKeyTemplate(template: string): string {
+  if (/\{\{\s*connectionId\s*\}\}/.test(template)) return template;
+  if (template === '') return '{{connectionId}}/';
+  return `${template.endsWith('/') ? template : `${template}/`}{{connectionId}}/`;
+}
 
 const auditS3Schema = z.strictObject({
   local: text().optional(),
@@ -580,7 +587,13 @@ export const auditSchema = z
     // ContainerSSH has binary | asciinema (| none); "both" is Airlock's spelling for writing both.
     format: z.enum(['binary', 'asciinema', 'both', 'none']).default('binary'),
     storage: z.enum(['none', 'file', 's3']).default('none'),
-    file: z.strictObject({ directory: text().optional() }).prefault({}),
+    file: z
+      .strictObject({
+        directory: text().optional(),
+        // Storing is a rename on the same file system: a few at a time is plenty.
+        parallelUploads: z.int().min(1).max(1000).default(4),
+      })
+      .prefault({}),
     s3: auditS3Schema.prefault({}),
     intercept: z
       .strictObject({
@@ -600,6 +613,8 @@ export const auditSchema = z
       .prefault({}),
     onFailure: z.enum(['deny', 'allow']).default('deny'),
     queueSize: byteSize().default(64 * 1024 * 1024),
+    // Sealed recordings waiting in memory for an upload slot; the rest wait on the spool only.
+    uploadQueueSize: z.int().min(1).max(1_000_000).default(1000),
   })
   .superRefine(
     (value, ctx) => {

@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   AUDIT_QUEUE_OVERFLOW: { kind: 'system', userMessage: 'part of the session recording was dropped' },
   AUDIT_UPLOAD_FAILED: { kind: 'system', userMessage: 'the session recording could not be uploaded yet' },
   AUDIT_SPOOL_IN_USE: { kind: 'system', userMessage: 'the recording spool is used by another gateway' },
+  AUDIT_UPLOAD_BACKLOG: { kind: 'system', userMessage: 'session recordings are waiting to be uploaded' },
   RECORDING_NOT_FOUND: { kind: 'user', userMessage: 'the recording does not exist' },
   RECORDING_INVALID: { kind: 'user', userMessage: 'the recording is damaged or was modified' },
   // Operator listener (metrics.*, health.*)

@@ -150,7 +150,18 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     else timer(END_FLUSH_MS, closeClientOnce);
   };
 
+  // 198 once per connection: ssh2 reports a failed key exchange as an 'error' of level
+  // "handshake"; a client that leaves before any key exchange finished is recorded at close.
+  let handshakeDone = false;
+  let handshakeFailed = false;
+  const recordHandshakeFailed = (reason: string) => {
+    if (handshakeDone || handshakeFailed) return;
+    handshakeFailed = true;
+    recording.event(AuditType.HandshakeFailed, null, { reason });
+  };
+
   client.on('error', (err: Error & { level?: string }) => {
+    if (err.level === 'handshake') recordHandshakeFailed(err.message);
     // Without a listener ssh2 errors (ECONNRESET, keepalive timeout) would crash the gateway.
     if (err.level === 'client-timeout') {
       logger.warn({ reason: 'keepalive' }, 'client stopped answering keepalives');
@@ -159,6 +170,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
   });
 
   client.on('handshake', (negotiated) => {
+    handshakeDone = true;
     meter?.handshake();
     recording.event(AuditType.HandshakeSuccessful, null, { kex: negotiated.kex, cipher: negotiated.cs.cipher });
   });
@@ -269,6 +281,8 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     // by this connection's policy. Confirmations keep their order: `ready` settles once.
     client.on('session', (accept, reject) => {
       const channelId = nextChannelId++;
+      // 300 at the request (as ContainerSSH), 301/302 once it is answered.
+      recording.event(AuditType.NewChannel, channelId, { type: 'session' });
       void ready.then(async (setup) => {
         const maxSessions = setup?.maxSessions ?? deps.options.maxSessions;
         if (ending) {
@@ -375,6 +389,7 @@ export function handleConnection(client: Connection, clientInfo: ClientInfo, dep
     } catch (err) {
       logger.error({ err, code: toAirlockError(err).code }, 'workload removal failed');
     }
+    recordHandshakeFailed('the connection closed before the key exchange completed');
     recording.event(AuditType.Disconnect, null, { reason: why });
     await recording.close().catch((err: unknown) => logger.error({ err }, 'recording close failed'));
     await released;

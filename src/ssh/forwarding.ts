@@ -61,6 +61,7 @@ export function attachForwarding(deps: ForwardingDeps): void {
   client.on('tcpip', (accept, reject, info) => {
     const channelId = deps.nextChannelId();
     const target = { host: info.destIP, port: info.destPort };
+    recording.event(AuditType.NewChannel, channelId, { type: 'direct-tcpip' });
     recording.event(AuditType.NewForwardChannel, channelId, { hostToConnect: info.destIP, portToConnect: info.destPort, originatorHost: info.srcIP, originatorPort: info.srcPort });
     void deps.policy().then(
       (policy) => openDirect(policy, channelId, target, accept, reject, info),
@@ -114,6 +115,7 @@ export function attachForwarding(deps: ForwardingDeps): void {
   client.on('openssh.streamlocal', (_accept, reject) => {
     const channelId = deps.nextChannelId();
     logger.info({ channelId, code: 'POLICY_DENIED', request: 'direct-streamlocal' }, 'unix socket forwarding refused');
+    recording.event(AuditType.NewChannel, channelId, { type: 'direct-streamlocal@openssh.com' });
     recording.event(AuditType.NewChannelFailed, channelId, { type: 'direct-streamlocal@openssh.com', code: 'POLICY_DENIED' });
     refuseChannel(client, reject, OPEN_FAILURE.administrativelyProhibited, 'airlock: forwarding to Unix sockets is not allowed by the gateway policy [POLICY_DENIED]');
   });
@@ -197,6 +199,8 @@ export function attachForwarding(deps: ForwardingDeps): void {
   function reverseConnection(bindAddr: string, listener: TcpListener, inbound: InboundTcpConnection) {
     const channelId = deps.nextChannelId();
     const details = { connectedHost: bindAddr, connectedPort: listener.port, originatorHost: inbound.originAddress, originatorPort: inbound.originPort };
+    // Opened by the gateway towards the client, but numbered like the others: 300, 304, 301/302.
+    recording.event(AuditType.NewChannel, channelId, { type: 'forwarded-tcpip' });
     recording.event(AuditType.NewReverseForwardChannel, channelId, details);
     if (deps.ending() || deps.signal.aborted) {
       inbound.refuse();

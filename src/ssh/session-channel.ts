@@ -140,6 +140,9 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
   // With an `sftp` listener ssh2 hands "sftp" requests to it (parsed SFTP), others to `subsystem`.
   if (deps.sftpServer === 'gateway') session.on('sftp', (accept, reject) => onGatewaySftp(accept, reject));
 
+  // The client's EOF (its stdin ended): ssh2 emits 'eof' for CHANNEL_EOF only, not for CLOSE.
+  session.on('eof', () => recording.event(AuditType.CloseWrite, channelId, {}));
+
   session.on('close', () => {
     if (closed) return;
     closed = true;

@@ -26,3 +26,8 @@ export async function airlock(args: readonly string[], env: NodeJS.ProcessEnv = 
     return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
 }
+
+/** The command line that runs the CLI (for tests that spawn it themselves, e.g. to time its output). */
+export function airlockCommand(args: readonly string[]): { readonly file: string; readonly args: string[]; readonly cwd: string } {
+  return { file: process.execPath, args: ['--import', 'tsx', '--no-warnings', MAIN, ...args], cwd: ROOT };
+}

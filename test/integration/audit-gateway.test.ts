@@ -2,11 +2,13 @@
  * Recording through the front door: the real OpenSSH client (exec, and an interactive shell in
  * a tmux terminal) through `airlock serve` with file storage. Checks the events and their
  * ContainerSSH numbers, the per-channel asciicast (played by Debian's real `asciinema cat`), the
- * typed-command log, `audit.intercept`, and the `airlock audit` CLI on what was recorded.
+ * typed-command log, `audit.format` and `audit.intercept`, and the `airlock audit` CLI on what was
+ * recorded (ls filters, replay pace, export, verify). An authz webhook gives alice's connections
+ * CI metadata, so `ls --session/--meta` have something to filter.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,8 +20,9 @@ import { openTerminal } from '../helpers/tmux.js';
 import { assertNoGatewayLeaks, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import { ensureTestImage } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
-import { airlock } from '../helpers/airlock-cli.js';
-import { AuditType, listLocal, parseManifest, scanBinary, type Manifest } from '../../src/audit/index.js';
+import { airlock, airlockCommand } from '../helpers/airlock-cli.js';
+import { startWebhookServer, behaviours, type WebhookServer } from '../helpers/webhook-server.js';
+import { AuditType, listLocal, parseCast, parseManifest, scanBinary, type Manifest } from '../../src/audit/index.js';
 import type { AuditMessage } from '../../src/audit/format/binary-format.js';
 
 const run = promisify(execFile);
@@ -35,6 +38,18 @@ async function messages(dir: string): Promise<AuditMessage[]> {
 const ioText = (msgs: AuditMessage[], stream: number) =>
   Buffer.concat(msgs.filter((m) => m.type === AuditType.IO && m.payload['stream'] === stream).map((m) => Buffer.from(m.payload['data'] as Uint8Array))).toString('utf8');
 
+/** The CLI's stdout chunks with their arrival time (ms, performance.now()): for pacing checks. */
+async function timedCli(args: readonly string[]): Promise<{ code: number | null; stderr: string; chunks: Array<{ at: number; text: string }> }> {
+  const cmd = airlockCommand(args);
+  const child = spawn(cmd.file, cmd.args, { cwd: cmd.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: Array<{ at: number; text: string }> = [];
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => chunks.push({ at: performance.now(), text: d.toString('utf8') }));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stderr, chunks };
+}
+
 /** The "recording stored" log line of the connection whose exec/shell produced `marker`. */
 async function storedRecording(gw: TestGateway, storage: string, marker: (m: Manifest) => boolean): Promise<{ dir: string; manifest: Manifest; log: LogLine }> {
   const deadline = Date.now() + 30_000;
@@ -49,19 +64,41 @@ async function storedRecording(gw: TestGateway, storage: string, marker: (m: Man
   }
 }
 
+/** Every stored recording (the "recording stored" lines so far) whose messages satisfy `match`. */
+async function storedWithMessages(gw: TestGateway, match: (msgs: AuditMessage[]) => boolean): Promise<{ dir: string; msgs: AuditMessage[] }> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    // Counted before the scan: a line logged while it reads files is waited for below, not missed.
+    const seen = gw.logs.length;
+    for (const line of gw.logs.filter((l) => l.msg === 'recording stored')) {
+      const dir = String(line['location']);
+      const msgs = await messages(dir);
+      if (match(msgs)) return { dir, msgs };
+    }
+    if (Date.now() > deadline) throw new Error(`no matching recording stored; logs:\n${gw.output().slice(-3000)}`);
+    await gw.waitForLog((l) => l.msg === 'recording stored' && gw.logs.indexOf(l) >= seen, 30_000).catch(() => undefined);
+  }
+}
+
 describe('audit through the gateway (file storage, both formats)', () => {
   let fx: KeyFixture;
   let gw: TestGateway;
+  let hook: WebhookServer;
   let storage: { path: string; cleanup: () => Promise<void> };
 
   before(async () => {
     await ensureTestImage();
     fx = await keyFixture();
     storage = await tempDir('airlock-audit-store-');
-    gw = await keyGateway(fx, { audit: { enable: true, format: 'both', storage: 'file', file: { directory: storage.path } } });
+    hook = await startWebhookServer(behaviours.authz({ alice: { metadata: { session_id: { value: 'dbg-7' }, team: { value: 'blue' } } } }));
+    gw = await keyGateway(fx, {
+      auth: { authz: { method: 'webhook', webhook: { url: hook.url } } },
+      audit: { enable: true, format: 'both', storage: 'file', file: { directory: storage.path } },
+    });
   });
   after(async () => {
     await gw?.stop();
+    await hook?.close();
     await fx?.cleanup();
     await storage?.cleanup();
     await assertNoGatewayLeaks();
@@ -84,6 +121,7 @@ describe('audit through the gateway (file storage, both formats)', () => {
       AuditType.PubkeyAttempt,
       AuditType.PubkeySuccess,
       AuditType.Identity,
+      AuditType.NewChannel,
       AuditType.NewChannelSuccessful,
       AuditType.ChannelRequestSetEnv,
       AuditType.ChannelRequestExec,
@@ -98,6 +136,13 @@ describe('audit through the gateway (file storage, both formats)', () => {
     assert.equal(types[0], AuditType.Connect);
     assert.equal(types[types.length - 1], AuditType.Seal);
     assert.ok(types.indexOf(AuditType.PubkeySuccess) < types.indexOf(AuditType.ChannelRequestExec));
+    // 300 when the client asks for the channel (its type, the channel id), then 301, then requests.
+    const opened = msgs.filter((m) => m.type === AuditType.NewChannel);
+    assert.deepEqual(opened.map((m) => [m.channelId, m.payload]), [[0, { type: 'session' }]]);
+    assert.deepEqual(msgs.filter((m) => m.type === AuditType.NewChannelSuccessful).map((m) => [m.channelId, m.payload]), [[0, { type: 'session' }]]);
+    assert.ok(types.indexOf(AuditType.NewChannel) < types.indexOf(AuditType.NewChannelSuccessful));
+    assert.ok(types.indexOf(AuditType.NewChannelSuccessful) < types.indexOf(AuditType.ChannelRequestSetEnv));
+    assert.ok(!types.includes(AuditType.HandshakeFailed));
     for (let i = 1; i < msgs.length; i++) assert.ok((msgs[i]?.timestampNs ?? 0n) >= (msgs[i - 1]?.timestampNs ?? 0n), 'timestamps never go backwards');
     assert.ok((msgs[0]?.timestampNs ?? 0n) > 1_700_000_000_000_000_000n, 'nanoseconds since the epoch');
     assert.equal(ioText(msgs, 1), 'hello-audit\n');
@@ -235,6 +280,43 @@ describe('audit through the gateway (file storage, both formats)', () => {
     assert.ok(!(await readdir(dir)).includes('channel-0.cast'), 'no terminal recording for a binary protocol');
   });
 
+  it('a failed key exchange is recorded as 198 with the reason, and nothing after it', async () => {
+    // The gateway offers no CBC cipher: ssh2 fails the key exchange (level "handshake").
+    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'true', args: ['-o', 'Ciphers=aes128-cbc'] });
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /no matching cipher/i);
+    const { msgs } = await storedWithMessages(gw, (m) => m.some((x) => x.type === AuditType.HandshakeFailed));
+    const failed = msgs.filter((m) => m.type === AuditType.HandshakeFailed);
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.channelId, null);
+    assert.match(String(failed[0]?.payload['reason']), /cipher/i);
+    assert.deepEqual(
+      msgs.map((m) => m.type).filter((t) => t !== AuditType.Checkpoint),
+      [AuditType.Connect, AuditType.HandshakeFailed, AuditType.Disconnect, AuditType.Seal],
+    );
+  });
+
+  it('airlock audit replay --speed N of a .cast file keeps the recorded rhythm, N times faster', async () => {
+    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'echo tick-1; sleep 1; echo tick-2; sleep 1; echo tick-3; sleep 1; echo tick-4' });
+    assert.equal(r.code, 0, r.stderr);
+    const { dir } = await storedRecording(gw, storage.path, (m) => m.channels.some((c) => c.command?.includes('tick-4')));
+    const castPath = join(dir, 'channel-0.cast');
+    const cast = parseCast(await readFile(castPath, 'utf8'));
+    const at = (marker: string) => cast.events.find(([, code, data]) => code === 'o' && data.includes(marker))?.[0] as number;
+    const recordedMs = (at('tick-4') - at('tick-1')) * 1000;
+    assert.ok(recordedMs >= 2_900, `three 1 s sleeps recorded as ${recordedMs} ms`);
+    const speed = 4;
+    const played = await timedCli(['audit', 'replay', castPath, '--speed', String(speed)]);
+    assert.equal(played.code, 0, played.stderr);
+    assert.match(played.stderr, /replaying channel 0, [\d.]+ s recorded, speed 4/);
+    assert.equal(played.chunks.map((c) => c.text).join(''), 'tick-1\ntick-2\ntick-3\ntick-4\n');
+    const arrived = (marker: string) => played.chunks.find((c) => c.text.includes(marker))?.at as number;
+    const tookMs = arrived('tick-4') - arrived('tick-1');
+    const expectedMs = recordedMs / speed;
+    // Generous bounds (a loaded machine only delays), yet far from real pace (4x) and from no pauses.
+    assert.ok(tookMs >= expectedMs * 0.5 && tookMs < expectedMs * 3, `replay took ${tookMs.toFixed(0)} ms for ${recordedMs.toFixed(0)} ms recorded at speed ${speed}`);
+  });
+
   it('airlock audit ls / replay / export on the recordings', async () => {
     const ls = await airlock(['audit', 'ls', storage.path, '--user', 'alice', '--since', '1h']);
     assert.equal(ls.code, 0, ls.stderr);
@@ -245,6 +327,28 @@ describe('audit through the gateway (file storage, both formats)', () => {
     const none = await airlock(['audit', 'ls', storage.path, '--user', 'mallory']);
     assert.equal(none.stdout, '');
     assert.match(none.stderr, /no recordings match/);
+    // Metadata filters: alice's connections carry the authz webhook's session_id and team; the
+    // failed logins carry none.
+    const all = await listLocal(storage.path);
+    const alices = all.filter((r) => r.manifest.identity?.username === 'alice').map((r) => r.location).sort();
+    assert.ok(alices.length >= 4 && alices.length < all.length, `${alices.length} of ${all.length}`);
+    const listed = async (...filters: string[]) => {
+      const out = await airlock(['audit', 'ls', storage.path, '--json', ...filters]);
+      assert.equal(out.code, 0, out.stderr);
+      return out.stdout === '' ? [] : out.stdout.trim().split('\n').map((l) => String((JSON.parse(l) as { location: string }).location)).sort();
+    };
+    const everyone = all.map((r) => r.location).sort();
+    const cases: Array<[string[], string[]]> = [
+      [['--session', 'dbg-7'], alices],
+      [['--session', 'dbg-8'], []],
+      [['--meta', 'team=blue', '--meta', 'session_id=dbg-7'], alices],
+      [['--meta', 'team=blue', '--meta', 'session_id=other'], []],
+      // --until: started at or before. An hour ago: none of these; a minute from now: all.
+      [['--until', '1h'], []],
+      [['--until', new Date(Date.now() + 60_000).toISOString()], everyone],
+    ];
+    const results = await Promise.all(cases.map(([filters]) => listed(...filters)));
+    cases.forEach(([filters, expected], i) => assert.deepEqual(results[i], expected, filters.join(' ')));
     const shellDir = (await listLocal(storage.path)).find((r) => r.manifest.channels.some((c) => c.kind === 'shell'))?.location;
     assert.ok(shellDir);
 
@@ -260,7 +364,7 @@ describe('audit through the gateway (file storage, both formats)', () => {
   });
 });
 
-describe('audit.intercept through the gateway', () => {
+describe('audit.format binary with audit.intercept stdin and stderr off', () => {
   let fx: KeyFixture;
   let gw: TestGateway;
   let storage: { path: string; cleanup: () => Promise<void> };
@@ -269,7 +373,7 @@ describe('audit.intercept through the gateway', () => {
     await ensureTestImage();
     fx = await keyFixture();
     storage = await tempDir('airlock-audit-intercept-');
-    gw = await keyGateway(fx, { audit: { enable: true, storage: 'file', file: { directory: storage.path }, intercept: { stdin: false, stderr: false } } });
+    gw = await keyGateway(fx, { audit: { enable: true, format: 'binary', storage: 'file', file: { directory: storage.path }, intercept: { stdin: false, stderr: false } } });
   });
   after(async () => {
     await gw?.stop();
@@ -278,15 +382,71 @@ describe('audit.intercept through the gateway', () => {
     await assertNoGatewayLeaks();
   });
 
-  it('streams switched off are not recorded; events and the other streams are', async () => {
+  it('streams switched off are not recorded; events and the other streams are; no cast is stored', async () => {
     const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'wc -c; echo to-stderr >&2', input: 'secret-stdin-data\n' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.toString().trim(), '18');
-    const { dir } = await storedRecording(gw, storage.path, () => true);
+    const { dir, manifest } = await storedRecording(gw, storage.path, () => true);
+    assert.deepEqual((await readdir(dir)).sort(), ['audit.airlock', 'commands.jsonl', 'manifest.json']);
+    assert.deepEqual(manifest.files.map((f) => f.name).sort(), ['audit.airlock', 'commands.jsonl']);
     const msgs = await messages(dir);
     assert.equal(ioText(msgs, 0), '');
     assert.equal(ioText(msgs, 2), '');
     assert.match(ioText(msgs, 1), /18/);
     assert.ok(msgs.some((m) => m.type === AuditType.ChannelRequestExec));
+    // The client's EOF (wc needs it to finish) is a close-write (496), before the exit status.
+    const types = msgs.map((m) => m.type);
+    assert.deepEqual(msgs.filter((m) => m.type === AuditType.CloseWrite).map((m) => [m.channelId, m.payload]), [[0, {}]]);
+    assert.ok(types.indexOf(AuditType.ChannelRequestExec) < types.indexOf(AuditType.CloseWrite));
+    assert.ok(types.indexOf(AuditType.CloseWrite) < types.indexOf(AuditType.ExitStatus));
+
+    // A binary-only recording replays too (the cast is derived from the binary).
+    const replay = await airlock(['audit', 'replay', dir, '--speed', '0']);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.equal(replay.stdout, '18\n');
+    assert.match(replay.stderr, /replaying channel 0/);
+  });
+});
+
+describe('audit.format asciinema with only audit.intercept.stdout off', () => {
+  let fx: KeyFixture;
+  let gw: TestGateway;
+  let storage: { path: string; cleanup: () => Promise<void> };
+
+  before(async () => {
+    await ensureTestImage();
+    fx = await keyFixture();
+    storage = await tempDir('airlock-audit-cast-');
+    gw = await keyGateway(fx, { audit: { enable: true, format: 'asciinema', storage: 'file', file: { directory: storage.path }, intercept: { stdout: false } } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await fx?.cleanup();
+    await storage?.cleanup();
+    await assertNoGatewayLeaks();
+  });
+
+  it('stores the cast and the command log but no binary; stdin and stderr are in the cast, stdout is not', async () => {
+    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'cat; echo to-stderr >&2', input: 'typed-stdin\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'typed-stdin\n');
+    const { dir, manifest } = await storedRecording(gw, storage.path, () => true);
+    assert.deepEqual((await readdir(dir)).sort(), ['channel-0.cast', 'commands.jsonl', 'manifest.json']);
+    assert.deepEqual(manifest.files.map((f) => f.name).sort(), ['channel-0.cast', 'commands.jsonl']);
+    assert.equal(manifest.complete, true);
+    const cast = parseCast(await readFile(join(dir, 'channel-0.cast'), 'utf8'));
+    const text = (code: string) => cast.events.filter(([, c]) => c === code).map(([, , d]) => d).join('');
+    assert.equal(text('i'), 'typed-stdin\n');
+    // Output events: stderr only. cat's copy of the input (stdout) was not recorded.
+    assert.equal(text('o'), 'to-stderr\n');
+
+    const commands = await airlock(['audit', 'commands', dir]);
+    assert.equal(commands.code, 0, commands.stderr);
+    assert.match(commands.stdout, /exec +cat; echo to-stderr >&2\n$/);
+    const replay = await airlock(['audit', 'replay', dir, '--speed', '0']);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.equal(replay.stdout, 'to-stderr\n');
+    const verify = await airlock(['audit', 'verify', dir, '--digest', manifest.digest]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Nothing lost while S3 is down: 20 sessions run normally during an outage (s3rver process
  * killed), their recordings wait sealed in the spool, and all 20 arrive complete and intact once
- * the server is back.
+ * the server is back. The upload queue is kept small (2 uploading + 3 waiting), so most of them
+ * wait on the spool only and are picked up again when the queue has room.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +29,7 @@ describe('audit while S3 is down', () => {
     fx = await keyFixture();
     s3 = await startS3();
     spool = await tempDir('airlock-spool-');
-    gw = await keyGateway(fx, { audit: { enable: true, storage: 's3', s3: s3.auditConfig(spool.path, { parallelUploads: 4 }) } });
+    gw = await keyGateway(fx, { audit: { enable: true, storage: 's3', s3: s3.auditConfig(spool.path, { parallelUploads: 2 }), uploadQueueSize: 3 } });
   });
   after(async () => {
     await gw?.stop();
@@ -53,6 +54,8 @@ describe('audit while S3 is down', () => {
     await gw.waitForLog(() => gw.logs.filter((l) => l.msg === 'recording sealed').length === SESSIONS, 30_000);
     await gw.waitForLog((l) => l['code'] === 'AUDIT_UPLOAD_FAILED');
     assert.equal(gw.logs.filter((l) => l.msg === 'recording stored').length, 0);
+    // 5 of 20 fit in memory: the queue says so once, and the rest wait on the spool.
+    assert.equal(gw.logs.filter((l) => l['code'] === 'AUDIT_UPLOAD_BACKLOG').length, 1);
     const waiting = readdirSync(spool.path).filter((n) => !n.startsWith('.'));
     assert.equal(waiting.length, SESSIONS);
     assert.ok(waiting.every((n) => existsSync(join(spool.path, n, 'manifest.json'))), 'every waiting recording is sealed on the spool');
@@ -60,6 +63,7 @@ describe('audit while S3 is down', () => {
     await s3.start();
     await gw.waitForLog(() => gw.logs.filter((l) => l.msg === 'recording stored').length === SESSIONS, 120_000);
     assert.deepEqual(readdirSync(spool.path).filter((n) => !n.startsWith('.')), []);
+    assert.ok(gw.logs.some((l) => l.msg === 'upload queue has room again: queueing recordings left on the spool'));
 
     const manifests = (await s3.keys()).filter((k) => k.endsWith('/manifest.json'));
     assert.equal(manifests.length, SESSIONS);

@@ -2,7 +2,8 @@
  * Recordings shipped to S3 (a real s3rver child process): key from the template and the auth
  * metadata, tags and user metadata, multipart for a large recording, nothing secret anywhere,
  * and the `airlock audit` CLI reading straight from s3://. Login is by password through a
- * ContainerSSH auth webhook, whose answer carries the metadata (one value marked sensitive).
+ * ContainerSSH auth webhook, whose answer carries the metadata (one value marked sensitive); the
+ * password events (100-103) are checked for a good, a wrong and an unanswerable password.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,11 +15,17 @@ import { startS3, type TestS3 } from '../helpers/s3.js';
 import { ssh } from '../helpers/ssh.js';
 import { ensureTestImage } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
-import { parseManifest, s3Source, verifyRecording } from '../../src/audit/index.js';
+import { AuditType, parseManifest, s3Source, scanBinary, verifyRecording } from '../../src/audit/index.js';
+import type { AuditMessage } from '../../src/audit/format/binary-format.js';
 import { airlock } from '../helpers/airlock-cli.js';
 
 const PASSWORD = 'pw-NEVER-RECORDED-7f3a';
 const TOKEN = 'TOKEN-SHOULD-NOT-APPEAR-91c2';
+const WRONG_PASSWORD = 'wrong-pw-NEVER-RECORDED-0b5e';
+const PASSWORD_EVENTS: ReadonlySet<number> = new Set([AuditType.PasswordAttempt, AuditType.PasswordSuccess, AuditType.PasswordFail, AuditType.PasswordBackendError]);
+
+/** [type, payload] of the password events (100-103) of a recording, in order. */
+const passwordEvents = (msgs: readonly AuditMessage[]) => msgs.filter((m) => PASSWORD_EVENTS.has(m.type)).map((m) => [m.type, m.payload]);
 
 describe('audit to S3 (s3rver)', () => {
   let s3: TestS3;
@@ -30,28 +37,30 @@ describe('audit to S3 (s3rver)', () => {
     await ensureTestImage();
     s3 = await startS3();
     spool = await tempDir('airlock-spool-');
-    hook = await startWebhookServer(
-      behaviours.acceptPasswords(
-        { bob: PASSWORD },
-        {
-          metadata: {
-            commit_sha: { value: 'c0ffee1234abcd' },
-            pr_number: { value: '17' },
-            actor: { value: 'octocat' },
-            session_id: { value: 'sess-1' },
-            deploy_token: { value: TOKEN, sensitive: true },
-          },
+    const passwords = behaviours.acceptPasswords(
+      { bob: PASSWORD },
+      {
+        metadata: {
+          commit_sha: { value: 'c0ffee1234abcd' },
+          pr_number: { value: '17' },
+          actor: { value: 'octocat' },
+          session_id: { value: 'sess-1' },
+          deploy_token: { value: TOKEN, sensitive: true },
         },
-      ),
+      },
     );
+    // User "broken": the webhook is down for them (a backend error, 103, after authTimeout).
+    hook = await startWebhookServer((request, index) => (request.body.username === 'broken' ? behaviours.down()(request, index) : passwords(request, index)));
     gw = await startGateway({
-      auth: { password: { method: 'webhook', webhook: { url: hook.url } } },
+      // Short authTimeout: the backend-error case waits for it (bob's answer takes milliseconds).
+      auth: { authTimeout: '2s', password: { method: 'webhook', webhook: { url: hook.url } } },
       audit: {
         enable: true,
         format: 'both',
         storage: 's3',
         s3: s3.auditConfig(spool.path, {
-          keyTemplate: '{{metadata.commit_sha}}/{{metadata.session_id}}/{{connectionId}}/',
+          // The issue's own example, without {{connectionId}}: the gateway appends it.
+          keyTemplate: '{{metadata.commit_sha}}/{{metadata.session_id}}/',
           metadata: { ip: true, username: true },
         }),
       },
@@ -98,6 +107,13 @@ describe('audit to S3 (s3rver)', () => {
     assert.equal(meta['commit-sha'], 'c0ffee1234abcd');
 
     const binary = await s3.get(prefix + 'audit.airlock');
+    const msgs: AuditMessage[] = [];
+    await scanBinary([binary], (m) => void msgs.push(m));
+    // OpenSSH's "none" probe is not an offered method here: only the password attempt counts.
+    assert.deepEqual(passwordEvents(msgs), [
+      [AuditType.PasswordAttempt, { username: 'bob', method: 'password' }],
+      [AuditType.PasswordSuccess, { username: 'bob', method: 'password' }],
+    ]);
     const everything = [
       gunzipSync(binary.subarray(40), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString('latin1'),
       ...(await Promise.all(['channel-0.cast', 'commands.jsonl', 'manifest.json'].map(async (n) => (await s3.get(prefix + n)).toString('utf8')))),
@@ -135,5 +151,53 @@ describe('audit to S3 (s3rver)', () => {
     const replay = await airlock(['audit', 'replay', location, ...config, '--speed', '0']);
     assert.equal(replay.code, 0, replay.stderr);
     assert.ok(replay.stdout.startsWith('in-s3-marker\n'));
+  });
+
+  it('a wrong password (102) and an unanswerable webhook (103): user and method recorded, never the password', async () => {
+    const wrong = await ssh(gw, { user: 'bob', password: WRONG_PASSWORD, command: 'true' });
+    assert.equal(wrong.code, 255, wrong.stderr);
+    const broken = await ssh(gw, { user: 'broken', password: PASSWORD, command: 'true' });
+    assert.equal(broken.code, 255, broken.stderr);
+    // No auth metadata: the template's placeholders render as "unknown".
+    const stored = async (user: string) => {
+      for (const line of gw.logs.filter((l) => l.msg === 'recording stored' && String(l['location']).includes('/unknown/unknown/'))) {
+        const location = String(line['location']);
+        const prefix = location.slice(`s3://${s3.bucket}/`.length);
+        const msgs: AuditMessage[] = [];
+        await scanBinary([await s3.get(prefix + 'audit.airlock')], (m) => void msgs.push(m));
+        if (msgs.some((m) => m.type === AuditType.PasswordAttempt && m.payload['username'] === user)) return { prefix, msgs };
+      }
+      return undefined;
+    };
+    const find = async (user: string) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        // Counted before the scan: a line logged while it reads S3 is waited for below, not missed.
+        const seen = gw.logs.length;
+        const found = await stored(user);
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no recording of ${user}'s login; logs:\n${gw.output().slice(-3000)}`);
+            await gw.waitForLog((l) => l.msg === 'recording stored' && gw.logs.indexOf(l) >= seen, 30_000).catch(() => undefined);
+      }
+    };
+    const bad = await find('bob');
+    assert.match(bad.prefix, /^unknown\/unknown\/[0-9a-f]+\/$/);
+    assert.deepEqual(passwordEvents(bad.msgs), [
+      [AuditType.PasswordAttempt, { username: 'bob', method: 'password' }],
+      [AuditType.PasswordFail, { username: 'bob', method: 'password', reason: 'AUTH_REJECTED' }],
+    ]);
+    const down = await find('broken');
+    assert.deepEqual(passwordEvents(down.msgs), [
+      [AuditType.PasswordAttempt, { username: 'broken', method: 'password' }],
+      [AuditType.PasswordBackendError, { username: 'broken', method: 'password', reason: 'AUTH_BACKEND_ERROR' }],
+    ]);
+    for (const { prefix } of [bad, down]) {
+      const everything = (await Promise.all((await s3.keys(prefix)).map(async (k) => (await s3.get(k)).toString('latin1')))).join('\n');
+      const binary = await s3.get(prefix + 'audit.airlock');
+      const plain = gunzipSync(binary.subarray(40), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString('latin1');
+      for (const secret of [PASSWORD, WRONG_PASSWORD, Buffer.from(PASSWORD).toString('base64'), Buffer.from(WRONG_PASSWORD).toString('base64')]) {
+        assert.ok(!(everything + plain + gw.output()).includes(secret), `${secret} leaked into ${prefix} or the log`);
+      }
+    }
   });
 });

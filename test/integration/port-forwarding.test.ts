@@ -391,6 +391,12 @@ describe('port forwarding is audited', async () => {
     for (const ch of [reverseChannel.channelId, forward.channelId]) {
       assert.ok(msgs.some((m) => m.type === AuditType.NewChannelSuccessful && m.channelId === ch), `301 for channel ${ch}`);
     }
+    // Each channel starts with 300 (its type), then its details (303 / 304), then 301.
+    for (const [detail, type] of [[reverseChannel, 'forwarded-tcpip'], [forward, 'direct-tcpip']] as const) {
+      const ofChannel = msgs.filter((m) => m.channelId === detail.channelId).map((m) => m.type);
+      assert.deepEqual(ofChannel.slice(0, 3), [AuditType.NewChannel, detail.type, AuditType.NewChannelSuccessful], `channel ${detail.channelId}`);
+      assert.deepEqual(msgs.find((m) => m.type === AuditType.NewChannel && m.channelId === detail.channelId)?.payload, { type });
+    }
     // audit.intercept.forwarding: the forwarded bytes, per direction.
     const bytes = (ch: number | null, stream: number) =>
       Buffer.concat(msgs.filter((m) => m.type === AuditType.IO && m.channelId === ch && m.payload['stream'] === stream).map((m) => Buffer.from(m.payload['data'] as Uint8Array))).toString();

@@ -1,7 +1,7 @@
 /**
  * The recorder on a real spool directory with file storage: what a recording contains, what it
- * never contains, stream interception, the overflow policy, and crash recovery (a child process
- * killed with SIGKILL mid-recording).
+ * never contains, stream interception, the overflow policy, crash recovery (a child process
+ * killed with SIGKILL mid-recording), and the bounded upload queue (storage held back).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,8 @@ import { parseConfig } from '../../src/config/index.js';
 import type { AuditConfig } from '../../src/config/schema.js';
 import { AuditType, CRASH_REASON, createRecorder, localSource, parseCast, parseCommandLog, parseManifest, scanBinary, verifyRecording } from '../../src/audit/index.js';
 import type { ConnectionInfo } from '../../src/backend/backend.js';
+import { createFileStorage } from '../../src/audit/storage/file-storage.js';
+import type { AuditStorage } from '../../src/audit/storage/storage.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -26,15 +28,30 @@ function auditConfig(directory: string, audit: Record<string, unknown> = {}): Au
   ).audit;
 }
 
-function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+function capture(): { logger: Logger; lines: Array<Record<string, unknown>>; onLine: Set<() => void> } {
   const lines: Array<Record<string, unknown>> = [];
+  const onLine = new Set<() => void>();
   const sink = new Writable({
     write(chunk: Buffer, _e, done) {
       for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const f of [...onLine]) f();
       done();
     },
   });
-  return { logger: pino({ level: 'debug' }, sink), lines };
+  return { logger: pino({ level: 'debug' }, sink), lines, onLine };
+}
+
+/** Resolves once `lines` (a capture()) holds `count` lines matching `match`; re-checked on every log line. */
+function logCount(cap: { lines: Array<Record<string, unknown>>; onLine: Set<() => void> }, match: (l: Record<string, unknown>) => boolean, count: number): Promise<void> {
+  return new Promise((resolveWait) => {
+    const check = () => {
+      if (cap.lines.filter(match).length < count) return;
+      cap.onLine.delete(check);
+      resolveWait();
+    };
+    cap.onLine.add(check);
+    check();
+  });
 }
 
 const info = (connectionId: string): ConnectionInfo => ({
@@ -244,5 +261,57 @@ describe('recorder (file storage)', () => {
     assert.equal(scan.truncated, false);
     assert.equal(scan.seal?.complete, false);
     assert.equal(scan.seal?.reason, CRASH_REASON);
+  });
+
+  it('a full upload queue leaves recordings on the spool and picks them up when there is room; parallelUploads holds for file storage', async () => {
+    const dir = join(tmp.path, 'backlog');
+    const cap = capture();
+    const files = createFileStorage(dir);
+    let open!: () => void;
+    const gate = new Promise<void>((res) => (open = res));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const stored: string[] = [];
+    // Holds every store until the gate opens (storage down), then stores for real.
+    const held: AuditStorage = {
+      kind: 'file',
+      movesSpool: true,
+      async store(recording, signal) {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        try {
+          await gate;
+          const where = await files.store(recording, signal);
+          stored.push(recording.manifest.connectionId);
+          return where;
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const recorder = await createRecorder(auditConfig(dir, { uploadQueueSize: 2, file: { directory: dir, parallelUploads: 1 } }), { logger: cap.logger, storage: held });
+    const ids = Array.from({ length: 8 }, (_, i) => `backlog${i}`);
+    for (const id of ids) {
+      const r = recorder.begin(id, '127.0.0.1:4');
+      r.event(AuditType.ChannelRequestExec, 0, { command: `echo ${id}` });
+      r.io(0, 1, Buffer.from(`${id}\n`));
+      await r.close();
+    }
+    await logCount(cap, (l) => l['msg'] === 'recording sealed', ids.length);
+    // One uploading, two waiting in memory; the other five only on the spool, sealed.
+    assert.equal(recorder.stats().uploads.pending, 3);
+    assert.deepEqual(cap.lines.filter((l) => l['code'] === 'AUDIT_UPLOAD_BACKLOG').length, 1);
+    const spool = join(dir, '.spool');
+    assert.deepEqual(readdirSync(spool).filter((n) => !n.startsWith('.')).sort(), ids);
+    assert.ok(ids.every((id) => existsSync(join(spool, id, 'manifest.json'))));
+
+    open();
+    await logCount(cap, (l) => l['msg'] === 'recording stored', ids.length);
+    assert.deepEqual([...stored].sort(), ids);
+    assert.equal(maxInFlight, 1, 'audit.file.parallelUploads: 1');
+    assert.ok(cap.lines.some((l) => l['msg'] === 'upload queue has room again: queueing recordings left on the spool'));
+    assert.deepEqual(readdirSync(spool).filter((n) => !n.startsWith('.')), []);
+    for (const id of ids) assert.ok(existsSync(join(dir, id, 'manifest.json')), id);
+    await recorder.close();
   });
 });

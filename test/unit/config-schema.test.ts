@@ -8,6 +8,7 @@ import {
   embeddedDefaults,
   parseConfig,
   parseListenAddress,
+  uniqueKeyTemplate,
   type AppConfig,
 } from '../../src/config/index.js';
 
@@ -123,7 +124,7 @@ const DEFAULTS: AppConfig = {
     enable: false,
     format: 'binary',
     storage: 'none',
-    file: {},
+    file: { parallelUploads: 4 },
     s3: {
       region: 'us-east-1',
       pathStyleAccess: false,
@@ -135,6 +136,7 @@ const DEFAULTS: AppConfig = {
     intercept: { stdin: true, stdout: true, stderr: true, forwarding: false },
     onFailure: 'deny',
     queueSize: 64 * 1024 * 1024,
+    uploadQueueSize: 1000,
   },
   log: { level: 'info', format: 'ljson', destination: 'stdout' },
   metrics: { enable: false, listen: '0.0.0.0:9100', path: '/metrics' },
@@ -606,6 +608,7 @@ describe('audit config', () => {
         intercept: { stdin: false, passwords: false },
         onFailure: 'allow',
         queueSize: '16m',
+        uploadQueueSize: 50,
       },
     });
     assert.equal(config.audit.format, 'both');
@@ -615,6 +618,12 @@ describe('audit config', () => {
     assert.deepEqual(config.audit.intercept, { stdin: false, stdout: true, stderr: true, passwords: false, forwarding: false });
     assert.equal(config.audit.onFailure, 'allow');
     assert.equal(config.audit.queueSize, 16 * 1024 * 1024);
+    assert.equal(config.audit.uploadQueueSize, 50);
+    assert.equal(parse({ audit: { enable: true, storage: 'file', file: { directory: '/rec', parallelUploads: 8 } } }).audit.file.parallelUploads, 8);
+    assert.deepEqual(problemsOf({ audit: { uploadQueueSize: 0, file: { parallelUploads: 0 } } }), [
+      'audit.file.parallelUploads: must be at least 1 (got 0)',
+      'audit.uploadQueueSize: must be at least 1 (got 0)',
+    ]);
   });
 
   test('enabling audit needs a storage, its location, and a real format', () => {
@@ -634,14 +643,27 @@ describe('audit config', () => {
     assert.equal(parse({ audit: { enable: false, format: 'none', storage: 'none' } }).audit.enable, false);
   });
 
-  test('key templates: known placeholders only, must be unique per recording, relative', () => {
+  test('key templates: known placeholders only, relative', () => {
     assert.deepEqual(problemsOf({ audit: { ...S3, s3: { ...S3.s3, keyTemplate: '{{metadata.commit_sha}}/{{sessionid}}/' } } }), [
       'audit.s3.keyTemplate: unknown placeholder "{{sessionid}}" — use {{connectionId}}, {{username}}, {{date}} or {{metadata.NAME}}',
-      'audit.s3.keyTemplate: must contain {{connectionId}} so every recording gets its own key prefix',
     ]);
     assert.deepEqual(problemsOf({ audit: { ...S3, s3: { ...S3.s3, keyTemplate: '/{{connectionId}}' } } }), [
       'audit.s3.keyTemplate: must not start with "/" (S3 keys are relative to the bucket)',
     ]);
+  });
+
+  test('key templates without {{connectionId}} get it appended, so every recording keeps its own prefix', () => {
+    const keyTemplateOf = (keyTemplate: string) => parse({ audit: { ...S3, s3: { ...S3.s3, keyTemplate } } }).audit.s3.keyTemplate;
+    // The issue's own example: one CI session can have several connections.
+    assert.equal(keyTemplateOf('{{metadata.commit_sha}}/{{metadata.session_id}}/'), '{{metadata.commit_sha}}/{{metadata.session_id}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf('recordings/{{date}}'), 'recordings/{{date}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf(''), '{{connectionId}}/');
+    // Present anywhere (even mid-segment, with spaces): left exactly as written.
+    assert.equal(keyTemplateOf('{{metadata.commit_sha}}/{{connectionId}}/'), '{{metadata.commit_sha}}/{{connectionId}}/');
+    assert.equal(keyTemplateOf('rec-{{ connectionId }}-x/'), 'rec-{{ connectionId }}-x/');
+    assert.equal(parse({ audit: S3 }).audit.s3.keyTemplate, '{{connectionId}}/');
+    // Idempotent: a parsed config parsed again (e.g. printed by `config check`) is unchanged.
+    assert.equal(uniqueKeyTemplate(uniqueKeyTemplate('{{metadata.session_id}}')), '{{metadata.session_id}}/{{connectionId}}/');
   });
 
   test('passwords are never recorded; forwarded bytes only on request; TLS options are not supported yet', () => {
