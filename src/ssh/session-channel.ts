@@ -91,6 +91,7 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       reject?.();
       return;
     }
+    logger.debug({ channelId, name: info.key }, 'env request accepted');
     env[info.key] = info.val;
     accept?.();
   });
