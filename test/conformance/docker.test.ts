@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ensureTestImage } from '../helpers/docker.js';
 import { runBackendConformance } from './backend-suite.js';
+import { withoutIdlePool } from './pool-workloads.js';
 
 const run = promisify(execFile);
 
@@ -28,14 +29,12 @@ for (const { name, mode, pool } of variants) {
         docker: { execution: { mode, container: { labels: { 'conformance.run': runLabel } } }, ...(pool > 0 ? { pool: { size: pool } } : {}) },
       },
       listWorkloads: async (gateways) => {
-        const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Label "airlock.pool"}}', '--filter', `label=conformance.run=${runLabel}`]);
-        // A pool container no connection has claimed (per the gateways' logs) is no workload.
-        const claimed = new Set(gateways.flatMap((gw) => gw.logs.filter((l) => l.msg === 'pool container claimed').map((l) => l.containerId)));
-        return stdout
-          .split('\n')
-          .map((line) => line.split(' '))
-          .filter(([id, isPool]) => id !== undefined && id !== '' && (isPool !== 'true' || claimed.has(id)))
-          .map(([id]) => id as string);
+        const ids = async (...filters: string[]) => {
+          const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', ...filters.flatMap((f) => ['--filter', `label=${f}`])]);
+          return stdout.split('\n').filter((line) => line !== '');
+        };
+        const mine = `conformance.run=${runLabel}`;
+        return withoutIdlePool(await ids(mine), await ids(mine, 'airlock.pool=true'), gateways);
       },
       unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/docker.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
       cleanup: async () => undefined,

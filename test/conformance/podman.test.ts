@@ -2,12 +2,14 @@
  * The shared behaviour suite against a real Podman API service (test/helpers/podman.ts starts it),
  * through the same Docker backend: in the form ContainerSSH documents (`backend: docker` + Podman's
  * socket, unchanged) in both modes, and with the `backend: podman` alias, which only changes how
- * the host is resolved (so one mode is enough).
+ * the host is resolved (so one mode is enough) — that one with a warm pool, so pool containers
+ * and their pre-started launchers are checked on Podman too.
  */
 import { randomBytes } from 'node:crypto';
 import { ensurePodmanService, ensurePodmanTestImage, podmanContainers, PODMAN_HOST } from '../helpers/podman.js';
 import type { GatewayConfig } from '../helpers/gateway.js';
 import { runBackendConformance } from './backend-suite.js';
+import { withoutIdlePool } from './pool-workloads.js';
 
 type Variant = readonly [name: string, overrides: (labels: Record<string, string>) => GatewayConfig];
 
@@ -18,7 +20,7 @@ const variants: Variant[] = [
       (labels) => ({ backend: 'docker', docker: { connection: { host: PODMAN_HOST }, execution: { mode, container: { labels } } } }),
     ],
   ),
-  ['backend: podman, connection mode', (labels) => ({ backend: 'podman', docker: { execution: { mode: 'connection', container: { labels } } } })],
+  ['backend: podman, connection mode, warm pool', (labels) => ({ backend: 'podman', docker: { pool: { size: 2 }, execution: { mode: 'connection', container: { labels } } } })],
 ];
 
 for (const [name, overrides] of variants) {
@@ -29,7 +31,11 @@ for (const [name, overrides] of variants) {
     const runLabel = randomBytes(6).toString('hex');
     return {
       gatewayOverrides: overrides({ 'conformance.run': runLabel }),
-      listWorkloads: () => podmanContainers(`conformance.run=${runLabel}`),
+      listWorkloads: async (gateways) => {
+        const all = await podmanContainers(`conformance.run=${runLabel}`);
+        const pooled = (await podmanContainers('airlock.pool=true')).filter((id) => all.includes(id));
+        return withoutIdlePool(all, pooled, gateways);
+      },
       unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/podman.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
       cleanup: async () => undefined,
     };
