@@ -12,17 +12,12 @@ import { startGateway, assertNoGatewayLeaks, type TestGateway } from '../helpers
 import { ssh, spawnSsh } from '../helpers/ssh.js';
 import { containersCreatedBetween, ensureTestImage, managedContainers } from '../helpers/docker.js';
 import { retry } from '../../src/core/retry.js';
+import { provisionSession } from '../helpers/provision.js';
 
 const KEY = randomBytes(24).toString('hex');
 const JWT_VALUE = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaS1ib3QifQ.c2lnbmF0dXJlLXZhbHVlLWhlcmU';
 const GRACE_SECONDS = 8;
 
-interface Session {
-  session_id: string;
-  token: string;
-  expires_at: number;
-  redacted_vars: string[];
-}
 
 describe('broker.policy from the config file: secret patterns, kept names, deadline grace', () => {
   let gw: TestGateway;
@@ -49,16 +44,7 @@ describe('broker.policy from the config file: secret patterns, kept names, deadl
     await assertNoGatewayLeaks();
   });
 
-  const provision = async (body: Record<string, unknown>): Promise<Session> => {
-    const res = await fetch(`${api}/v1/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: 'airlock-test:busybox', ...body }),
-    });
-    const json = (await res.json()) as Session;
-    assert.equal(res.status, 201, JSON.stringify(json));
-    return json;
-  };
+  const provision = (body: Record<string, unknown>) => provisionSession(api, KEY, { image: 'airlock-test:busybox', ...body });
   const containersOf = (sessionId: string) => managedContainers({ gatewayId: gw.gatewayId, labels: { 'airlock.meta.session_id': sessionId } });
 
   it('secretNamePatterns and keepEnvNames: config → API answer → the container environment', async () => {

@@ -15,6 +15,7 @@ import { containersCreatedBetween, ensureTestImage, inspectContainer, managedCon
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { tempDir } from '../helpers/tmp.js';
 import { retry } from '../../src/core/retry.js';
+import { provisionSession } from '../helpers/provision.js';
 
 const KEY = randomBytes(24).toString('hex');
 const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----';
@@ -25,16 +26,6 @@ const SECRETS = {
 };
 const COMMIT = 'a3f5c9e1b2d4f6a8c0e2a4b6c8d0e2f4a6b8c0d2';
 
-interface Session {
-  session_id: string;
-  token: string;
-  ssh_command: string;
-  ssh_host: string;
-  ssh_port: number;
-  expires_at: number;
-  expires_at_human: string;
-  redacted_vars: string[];
-}
 
 describe('CI-debug broker end to end (embedded in airlock serve)', () => {
   let gw: TestGateway;
@@ -63,16 +54,7 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     await assertNoGatewayLeaks();
   });
 
-  const provision = async (body: Record<string, unknown>): Promise<Session> => {
-    const res = await fetch(`${api}/v1/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: 'airlock-test:busybox', ...body }),
-    });
-    const json = (await res.json()) as Session;
-    assert.equal(res.status, 201, JSON.stringify(json));
-    return json;
-  };
+  const provision = (body: Record<string, unknown>) => provisionSession(api, KEY, { image: 'airlock-test:busybox', ...body });
   const revoke = async (id: string) => {
     const res = await fetch(`${api}/v1/sessions/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
     assert.equal(res.status, 200);
@@ -303,13 +285,7 @@ describe('CI-debug recordings are tagged with the session (audit to S3)', () => 
   });
 
   it('the recording in S3 carries session, commit, PR and actor tags, and no secret', async () => {
-    const res = await fetch(`${api}/v1/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: 'airlock-test:busybox', commit_sha: COMMIT, pr_number: 42, actor: 'octocat', env: { ...SECRETS, GOPATH: '/go' } }),
-    });
-    assert.equal(res.status, 201);
-    const s = (await res.json()) as Session;
+    const s = await provisionSession(api, KEY, { image: 'airlock-test:busybox', commit_sha: COMMIT, pr_number: 42, actor: 'octocat', env: { ...SECRETS, GOPATH: '/go' } });
     const r = await ssh(gw, { user: s.token, command: 'env' });
     assert.equal(r.code, 0, r.stderr);
     const keys = await retry(

@@ -17,14 +17,11 @@ import { assertNoGatewayLeaks, startGateway, type TestGateway } from '../helpers
 import { ensureTestImage, TEST_IMAGE } from '../helpers/docker.js';
 import { spawnSsh, ssh } from '../helpers/ssh.js';
 import { tempDir } from '../helpers/tmp.js';
+import { provisionSession } from '../helpers/provision.js';
 
 const KEY = randomBytes(20).toString('hex');
 const AUDIENCE = 'airlock-split';
 
-interface Provisioned {
-  token: string;
-  session_id: string;
-}
 
 describe('airlock broker + airlock serve + Redis (split deployment)', () => {
   let dir: { path: string; cleanup: () => Promise<void> };
@@ -66,16 +63,8 @@ describe('airlock broker + airlock serve + Redis (split deployment)', () => {
     await assertNoGatewayLeaks();
   });
 
-  const provision = async (body: Record<string, unknown> = {}): Promise<Provisioned> => {
-    const res = await fetch(`${broker.api}/v1/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: TEST_IMAGE, commit_sha: 'c0ffee1', actor: 'octocat', ttl_seconds: 300, ...body }),
-    });
-    const json = (await res.json()) as Provisioned;
-    assert.equal(res.status, 201, JSON.stringify(json));
-    return json;
-  };
+  const provision = (body: Record<string, unknown> = {}) =>
+    provisionSession(broker.api, KEY, { image: TEST_IMAGE, commit_sha: 'c0ffee1', actor: 'octocat', ttl_seconds: 300, ...body });
 
   it('a token minted by the broker logs in at a gateway that holds only the public key', async () => {
     const s = await provision({ env: { GOPATH: '/go' } });

@@ -16,6 +16,7 @@ import { ssh } from '../helpers/ssh.js';
 import { containersCreatedBetween, ensureTestImage } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ERROR_CODES, type ErrorCode } from '../../src/core/errors.js';
+import { provisionSession, type ProvisionedSession } from '../helpers/provision.js';
 
 const KEY = randomBytes(24).toString('hex');
 const AUDIENCE = 'airlock-attacks';
@@ -63,16 +64,10 @@ describe('forged CI-debug tokens through OpenSSH: Permission denied with the rea
     await assertNoGatewayLeaks();
   });
 
-  let session: { session_id: string; token: string; expires_at: number };
+  let session: ProvisionedSession;
   let now: number;
   before(async () => {
-    const res = await fetch(`${api}/v1/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: 'airlock-test:busybox', actor: 'octocat', ttl_seconds: 600 }),
-    });
-    assert.equal(res.status, 201);
-    session = (await res.json()) as typeof session;
+    session = await provisionSession(api, KEY, { image: 'airlock-test:busybox', actor: 'octocat', ttl_seconds: 600 });
     now = Math.floor(Date.now() / 1000);
   });
 
