@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ensureTestImage } from '../helpers/docker.js';
 import { runBackendConformance } from './backend-suite.js';
-import { withoutIdlePool } from './pool-workloads.js';
+import { ID_AND_POOL_FORMAT, workloadsOf } from './pool-workloads.js';
 
 const run = promisify(execFile);
 
@@ -29,12 +29,8 @@ for (const { name, mode, pool } of variants) {
         docker: { execution: { mode, container: { labels: { 'conformance.run': runLabel } } }, ...(pool > 0 ? { pool: { size: pool } } : {}) },
       },
       listWorkloads: async (gateways) => {
-        const ids = async (...filters: string[]) => {
-          const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', '{{.ID}}', ...filters.flatMap((f) => ['--filter', `label=${f}`])]);
-          return stdout.split('\n').filter((line) => line !== '');
-        };
-        const mine = `conformance.run=${runLabel}`;
-        return withoutIdlePool(await ids(mine), await ids(mine, 'airlock.pool=true'), gateways);
+        const { stdout } = await run('docker', ['ps', '-a', '--no-trunc', '--format', ID_AND_POOL_FORMAT.docker, '--filter', `label=conformance.run=${runLabel}`]);
+        return workloadsOf(stdout, gateways);
       },
       unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/docker.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
       cleanup: async () => undefined,

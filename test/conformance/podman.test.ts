@@ -6,10 +6,14 @@
  * and their pre-started launchers are checked on Podman too.
  */
 import { randomBytes } from 'node:crypto';
-import { ensurePodmanService, ensurePodmanTestImage, podmanContainers, PODMAN_HOST } from '../helpers/podman.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ensurePodmanService, ensurePodmanTestImage, PODMAN_HOST } from '../helpers/podman.js';
 import type { GatewayConfig } from '../helpers/gateway.js';
 import { runBackendConformance } from './backend-suite.js';
-import { withoutIdlePool } from './pool-workloads.js';
+import { ID_AND_POOL_FORMAT, workloadsOf } from './pool-workloads.js';
+
+const run = promisify(execFile);
 
 type Variant = readonly [name: string, overrides: (labels: Record<string, string>) => GatewayConfig];
 
@@ -32,9 +36,8 @@ for (const [name, overrides] of variants) {
     return {
       gatewayOverrides: overrides({ 'conformance.run': runLabel }),
       listWorkloads: async (gateways) => {
-        const all = await podmanContainers(`conformance.run=${runLabel}`);
-        const pooled = (await podmanContainers('airlock.pool=true')).filter((id) => all.includes(id));
-        return withoutIdlePool(all, pooled, gateways);
+        const { stdout } = await run('podman', ['ps', '-a', '--no-trunc', '--format', ID_AND_POOL_FORMAT.podman, '--filter', `label=conformance.run=${runLabel}`]);
+        return workloadsOf(stdout, gateways);
       },
       unavailable: { overrides: { docker: { connection: { host: 'unix:///nonexistent/podman.sock' } } }, code: 'BACKEND_UNAVAILABLE' },
       cleanup: async () => undefined,

@@ -17,6 +17,7 @@ import type { ConnectionInfo } from '../../src/backend/backend.js';
 import { assertNoGatewayLeaks, startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import { assertNoLeakedContainers, ensureTestImage, inspectContainer, managedContainers, TEST_IMAGE } from '../helpers/docker.js';
 import { keyFixture, type KeyFixture } from '../helpers/fixture.js';
+import { ensurePodmanService, ensurePodmanTestImage, podmanContainers } from '../helpers/podman.js';
 import { ssh } from '../helpers/ssh.js';
 import { behaviours, startWebhookServer, type WebhookServer } from '../helpers/webhook-server.js';
 
@@ -48,10 +49,13 @@ function poolFull(gw: TestGateway, size: number): Promise<LogLine> {
 }
 
 describe('pool network plan', () => {
-  it('joinable networks are attached at claim; host, container:… and none are used from the start', () => {
-    assert.deepEqual(poolNetworkPlan(undefined), { createMode: 'none', attach: 'bridge' });
-    assert.deepEqual(poolNetworkPlan('default'), { createMode: 'none', attach: 'bridge' });
-    assert.deepEqual(poolNetworkPlan('ci-net'), { createMode: 'none', attach: 'ci-net' });
+  it('joinable networks are attached at claim (Podman: detached once running first); host, container:… and none are used from the start', () => {
+    assert.deepEqual(poolNetworkPlan(undefined), { createMode: 'none', detach: 'none', attach: 'bridge' });
+    assert.deepEqual(poolNetworkPlan('default'), { createMode: 'none', detach: 'none', attach: 'bridge' });
+    assert.deepEqual(poolNetworkPlan('ci-net'), { createMode: 'none', detach: 'none', attach: 'ci-net' });
+    // Podman cannot connect a network to a container created with `none`.
+    assert.deepEqual(poolNetworkPlan('bridge', 'podman'), { createMode: 'bridge', detach: 'bridge', attach: 'bridge' });
+    assert.deepEqual(poolNetworkPlan('none', 'podman'), { createMode: 'none' });
     assert.deepEqual(poolNetworkPlan('none'), { createMode: 'none' });
     assert.deepEqual(poolNetworkPlan('host'), { createMode: 'host' });
     assert.deepEqual(poolNetworkPlan('container:abc'), { createMode: 'container:abc' });
@@ -381,5 +385,41 @@ describe('warm pool and the reaper (in-process backend)', () => {
     await backend!.close();
     backend = undefined;
     assert.deepEqual(await managedContainers({ gatewayId }), []);
+  });
+});
+
+describe('warm pool on Podman (Docker-compatible API)', () => {
+  let fx: KeyFixture;
+  let gw: TestGateway;
+
+  before(async () => {
+    await ensurePodmanService();
+    await ensurePodmanTestImage();
+    fx = await keyFixture();
+    gw = await startGateway({
+      auth: { publicKey: { method: 'authorizedKeys', authorizedKeys: fx.authorizedKeys } },
+      backend: 'podman',
+      docker: { pool: { size: 1 } },
+      log: { level: 'debug' },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await fx?.cleanup();
+    assert.deepEqual(await podmanContainers(`airlock.gateway=${gw.gatewayId}`), [], 'nothing of this gateway left on Podman');
+  });
+
+  it('fills (idle with no network) and a login claims its container: network at claim, first program through a launcher', async () => {
+    await poolFull(gw, 1);
+    assert.ok(!gw.logs.some((l) => l.msg === 'pool container could not be started; connections start fresh containers meanwhile'), 'every pool container started');
+    const [idle] = await podmanContainers(`airlock.gateway=${gw.gatewayId}`);
+    const { stdout } = await run('podman', ['inspect', String(idle)]);
+    const [info] = JSON.parse(stdout) as Array<{ NetworkSettings: { Networks?: Record<string, unknown> } }>;
+    assert.deepEqual(Object.keys(info?.NetworkSettings.Networks ?? {}), [], 'an idle pool container has no network');
+    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'ip -4 -o addr | grep -vc " lo "' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString().trim(), '1', 'one interface besides lo: the network connected at claim');
+    await gw.waitForLog((l) => l.msg === 'pool container claimed');
+    await launcherUse(gw, 0);
   });
 });

@@ -62,20 +62,26 @@ export interface PooledContainer {
 export interface NetworkPlan {
   /** NetworkMode of the pool container at create. */
   readonly createMode: string;
+  /** Network to detach the container from once it runs (so it idles with no network at all). */
+  readonly detach?: string;
   /** Network to connect the claimed container to. */
   readonly attach?: string;
 }
 
 /**
- * Idle pool containers have no network: created with `none` (and detached from it once
- * started, so the claim is a single `connect`), then connected to the configured network at
- * claim. Modes that cannot be joined later — `host`, `container:<id>`, `none` itself — are used
- * as configured from the start.
+ * Idle pool containers have no network: created with `none` and detached from it once started
+ * (so the claim is a single `connect`, and the claimed container's interface is `eth0` as in a
+ * fresh one), then connected to the configured network at claim. Podman cannot connect any
+ * network to a container created with `none` ('"" is not supported: invalid network mode'), so
+ * there (`podman`) the container is created on the configured network and detached from it
+ * once running, before anything else starts in it. Modes that cannot be joined later — `host`,
+ * `container:<id>`, `none` itself — are used as configured from the start.
  */
-export function poolNetworkPlan(networkMode: string | undefined): NetworkPlan {
+export function poolNetworkPlan(networkMode: string | undefined, engine: 'docker' | 'podman' = 'docker'): NetworkPlan {
   const mode = networkMode === undefined || networkMode === '' || networkMode === 'default' ? 'bridge' : networkMode;
   if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) return { createMode: mode };
-  return { createMode: 'none', attach: mode };
+  if (engine === 'podman') return { createMode: mode, detach: mode, attach: mode };
+  return { createMode: 'none', detach: 'none', attach: mode };
 }
 
 const MAX_PARALLEL_CREATES = 2;
@@ -101,6 +107,7 @@ export class ContainerPool {
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #refillTimer: NodeJS.Timeout | undefined;
+  #engineKind: Promise<'docker' | 'podman'> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(deps: PoolDeps, options: PoolOptions) {
@@ -158,6 +165,19 @@ export class ContainerPool {
     this.#logger.info({ removed: idle.length }, 'pool closed');
   }
 
+  /** Which engine answers (Podman's compat API names itself in /version); asked once. */
+  #engine(): Promise<'docker' | 'podman'> {
+    this.#engineKind ??= this.#deps.docker
+      .version()
+      .then((v) => ((v.Components ?? []).some((c) => /podman/i.test(c.Name)) ? ('podman' as const) : ('docker' as const)))
+      .catch(() => {
+        // Unknown for now (the create that follows reports the engine's state); ask again next time.
+        this.#engineKind = undefined;
+        return 'docker' as const;
+      });
+    return this.#engineKind;
+  }
+
   #refillSoon(): void {
     if (this.#refillTimer !== undefined) return;
     this.#refillTimer = setTimeout(() => {
@@ -195,7 +215,7 @@ export class ContainerPool {
       delete probeLabels[LABEL.pool];
       const user = await users.resolve(image, options.container.user, false, { labels: probeLabels, name: `airlock-pool-probe-${key.slice(5)}`, logger: this.#logger });
       const hostConfig = buildHostConfig(options.hostConfig);
-      const plan = poolNetworkPlan(networkModeOf(hostConfig));
+      const plan = poolNetworkPlan(networkModeOf(hostConfig), await this.#engine());
       setCaseInsensitive(hostConfig, 'NetworkMode', plan.createMode);
       const body = buildCreateBody({
         container: options.container,
@@ -216,7 +236,7 @@ export class ContainerPool {
         const state = await container.inspect({ abortSignal: signal });
         if (!state.State.Running) throw new Error(`the container exited at once (exit code ${state.State.ExitCode})`);
         // Leave it with no network at all; the claim then only has to connect it.
-        if (plan.attach) await docker.getNetwork('none').disconnect({ Container: container.id, abortSignal: signal });
+        if (plan.detach) await docker.getNetwork(plan.detach).disconnect({ Container: container.id, abortSignal: signal });
       } catch (err) {
         throw startFailure(err, 'starting a pool container', { containerId: container.id, image: this.image });
       }
