@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
+import { retry } from '../../src/core/retry.js';
 
 const run = promisify(execFile);
 const script = resolve(import.meta.dirname, '../../scripts/build-test-image.sh');
@@ -100,6 +101,22 @@ export async function assertNoLeakedContainers(baseline: readonly string[] = [],
   }
   if (removable.length > 0) await run('docker', ['rm', '-f', '-v', ...removable]).catch(() => undefined);
   assert.deepEqual(leaked, [], `leaked containers: ${leaked.join(', ')}`);
+}
+
+/**
+ * Waits until no managed container matches `filter` (the Engine is asked again and again, up
+ * to `timeoutMs`: removal is asynchronous after a connection ends), then asserts it.
+ */
+export async function assertContainersGone(filter: ContainerFilter, timeoutMs = 20_000): Promise<void> {
+  const left = await retry(
+    async () => {
+      const ids = await managedContainers(filter);
+      if (ids.length > 0) throw new Error(`containers still present: ${ids.join(', ')}`);
+      return ids;
+    },
+    { deadline: Date.now() + timeoutMs, initialDelayMs: 50, maxDelayMs: 500 },
+  ).catch((err: unknown) => [String(err)]);
+  assert.deepEqual(left, [], 'the containers are removed');
 }
 
 function alive(pid: number): boolean {

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startGateway, assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
 import { ssh, spawnSsh } from '../helpers/ssh.js';
-import { containersCreatedBetween, ensureTestImage, managedContainers } from '../helpers/docker.js';
+import { assertContainersGone, containersCreatedBetween, ensureTestImage, managedContainers } from '../helpers/docker.js';
 import { retry } from '../../src/core/retry.js';
 import { provisionSession } from '../helpers/provision.js';
 
@@ -111,15 +111,7 @@ describe('broker.policy from the config file: secret patterns, kept names, deadl
     assert.notEqual(code, 0);
     assert.ok(closedAt !== undefined && closedAt >= (s.expires_at + GRACE_SECONDS - 1) * 1000, 'closed at expiry + grace, not before');
     assert.match(text, /access has expired/);
-    const left = await retry(
-      async () => {
-        const ids = await containersOf(s.session_id);
-        if (ids.length > 0) throw new Error(`session containers still present: ${ids.join(', ')}`);
-        return ids;
-      },
-      { deadline: Date.now() + 20_000, initialDelayMs: 50, maxDelayMs: 500 },
-    );
-    assert.deepEqual(left, []);
+    await assertContainersGone({ gatewayId: gw.gatewayId, labels: { 'airlock.meta.session_id': s.session_id } });
     await gw.waitForIdle();
   });
 });

@@ -11,7 +11,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { startGateway, assertNoGatewayLeaks, type TestGateway } from '../helpers/gateway.js';
 import { ssh, spawnSsh } from '../helpers/ssh.js';
-import { containersCreatedBetween, ensureTestImage, inspectContainer, managedContainers } from '../helpers/docker.js';
+import { assertContainersGone, containersCreatedBetween, ensureTestImage, inspectContainer, managedContainers } from '../helpers/docker.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { tempDir } from '../helpers/tmp.js';
 import { retry } from '../../src/core/retry.js';
@@ -215,15 +215,7 @@ describe('CI-debug broker end to end (embedded in airlock serve)', () => {
     assert.match(text, /access has expired/);
 
     // The container is removed at expiry: ask the engine until it is gone (bounded), then assert.
-    const left = await retry(
-      async () => {
-        const ids = await containersOf(s.session_id);
-        if (ids.length > 0) throw new Error(`session containers still present: ${ids.join(', ')}`);
-        return ids;
-      },
-      { deadline: Date.now() + 20_000, initialDelayMs: 50, maxDelayMs: 500 },
-    );
-    assert.deepEqual(left, []);
+    await assertContainersGone({ gatewayId: gw.gatewayId, labels: { 'airlock.meta.session_id': s.session_id } });
 
     // Right after expiry, inside the verifier's clock tolerance (60 s here): refused all the same.
     const since = Date.now();
