@@ -503,11 +503,12 @@ export class DockerConnection implements BackendConnection {
     const launchers = this.#pooled?.container === main ? this.#pooled.launchers : undefined;
     const index = launchers?.findIndex((l) => l.tty === (request.pty !== undefined)) ?? -1;
     if (!launchers || index < 0) return undefined;
-    const [launcher] = launchers.splice(index, 1) as [Launcher];
     const { options, clock } = this.#ctx;
+    // Before the launcher is taken: an unknown subsystem throws here.
+    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: undefined, gate: false });
+    const [launcher] = launchers.splice(index, 1) as [Launcher];
     const pty = request.pty;
     const nonce = newMarkerNonce();
-    const argv = planCommand({ request, shellCommand: options.shellCommand, subsystems: options.subsystems, markerNonce: undefined, gate: false });
     try {
       if (claim) {
         await claim;
