@@ -16,15 +16,15 @@ export interface CapturedStreams {
 }
 
 export interface ConnectionRecording {
-  /** False when no stream is intercepted: the SSH layer then adds no per-chunk tap at all. */
-  readonly capturesIo: boolean;
+  /**
+   * The streams this recording keeps (audit.intercept): the SSH layer taps only those (a stream
+   * that is not kept gets no per-chunk listener at all), and the login notice names them.
+   */
   readonly captures: CapturedStreams;
   /** A connection- or channel-level event. */
   event(type: AuditTypeNumber, channelId: number | null, payload?: Readonly<Record<string, unknown>>): void;
   /** Bytes on a session channel stream (0 stdin, 1 stdout, 2 stderr). */
   io(channelId: number, stream: IoStream, data: Buffer): void;
-  /** audit.intercept.forwarding: the SSH layer then taps forwarded connections' bytes. */
-  readonly capturesForwarding: boolean;
   /** Bytes of a forwarded connection: 0 from the client to the workload, 1 the other way. */
   forwardIo(channelId: number, direction: 0 | 1, data: Buffer): void;
   /** Auth is done: identity, metadata and deadline are now known (for tags and key templates). */
@@ -45,9 +45,7 @@ export interface Recorder {
 
 /** A recording that keeps nothing. */
 export const nullRecording: ConnectionRecording = {
-  capturesIo: false,
   captures: { stdin: false, stdout: false, stderr: false, forwarding: false },
-  capturesForwarding: false,
   event: () => undefined,
   io: () => undefined,
   forwardIo: () => undefined,

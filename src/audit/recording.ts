@@ -60,8 +60,6 @@ type Item =
  * the background (recover.ts), off every session's path.
  */
 export class SpoolRecording implements ConnectionRecording {
-  readonly capturesIo: boolean;
-  readonly capturesForwarding: boolean;
   readonly captures: CapturedStreams;
   readonly dir: string;
   readonly connectionId: string;
@@ -87,9 +85,7 @@ export class SpoolRecording implements ConnectionRecording {
     this.dir = options.dir;
     this.connectionId = options.connectionId;
     const { stdin, stdout, stderr } = options.intercept;
-    this.capturesIo = stdin || stdout || stderr;
-    this.capturesForwarding = options.intercept.forwarding === true;
-    this.captures = { stdin, stdout, stderr, forwarding: this.capturesForwarding };
+    this.captures = { stdin, stdout, stderr, forwarding: options.intercept.forwarding === true };
     this.#startedAt = nsToIso(options.clock.nowNs());
     mkdirSync(options.dir, { mode: 0o700 });
     try {
@@ -130,7 +126,7 @@ export class SpoolRecording implements ConnectionRecording {
   }
 
   forwardIo(channelId: number, direction: 0 | 1, data: Buffer): void {
-    if (this.#closing || !this.capturesForwarding) return;
+    if (this.#closing || !this.captures.forwarding) return;
     this.#queueIo(channelId, direction, data);
   }
 

@@ -253,7 +253,7 @@ function bridge(channel: ServerChannel, stream: Duplex, o: BridgeOptions): Promi
   let bytesToWorkload = 0;
   let bytesFromWorkload = 0;
   let channelClosed = false;
-  const capture = o.recording.capturesForwarding;
+  const capture = o.recording.captures.forwarding;
   channel.on('data', (d: Buffer) => {
     bytesToWorkload += d.length;
     o.onActivity();

@@ -252,12 +252,12 @@ export function openSessionChannel(deps: SessionChannelDeps): SessionChannel {
       // EPIPE/ECONNRESET after the program exited: input nobody reads any more.
       logger.debug({ channelId, err: err.message }, 'stdin closed by program');
     });
-    if (recording.capturesIo) {
-      // Plain listeners next to pipe(): the recorder copies nothing and queues without blocking.
-      ch.on('data', (d: Buffer) => recording.io(channelId, 0, d));
-      p.stdout.on('data', (d: Buffer) => recording.io(channelId, 1, d));
-      p.stderr.on('data', (d: Buffer) => recording.io(channelId, 2, d));
-    }
+    // Plain listeners next to pipe(), only on the streams the recording keeps: the recorder
+    // copies nothing and queues without blocking.
+    const keep = recording.captures;
+    if (keep.stdin) ch.on('data', (d: Buffer) => recording.io(channelId, 0, d));
+    if (keep.stdout) p.stdout.on('data', (d: Buffer) => recording.io(channelId, 1, d));
+    if (keep.stderr) p.stderr.on('data', (d: Buffer) => recording.io(channelId, 2, d));
     ch.pipe(p.stdin);
     p.stdout.pipe(ch, { end: false });
     p.stderr.pipe(ch.stderr, { end: false });
