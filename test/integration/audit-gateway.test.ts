@@ -364,29 +364,35 @@ describe('audit through the gateway (file storage, both formats)', () => {
   });
 });
 
-describe('audit.format binary with audit.intercept stdin and stderr off', () => {
-  let fx: KeyFixture;
-  let gw: TestGateway;
-  let storage: { path: string; cleanup: () => Promise<void> };
-
+/**
+ * A key gateway recording to a fresh file storage with `audit` merged over
+ * `{enable: true, storage: 'file'}`; read `suite.fx`, `suite.gw`, `suite.storage` in tests.
+ */
+function fileAuditSuite(audit: Record<string, unknown>): { fx: KeyFixture; gw: TestGateway; storage: { path: string; cleanup: () => Promise<void> } } {
+  const suite = {} as ReturnType<typeof fileAuditSuite>;
   before(async () => {
     await ensureTestImage();
-    fx = await keyFixture();
-    storage = await tempDir('airlock-audit-intercept-');
-    gw = await keyGateway(fx, { audit: { enable: true, format: 'binary', storage: 'file', file: { directory: storage.path }, intercept: { stdin: false, stderr: false } } });
+    suite.fx = await keyFixture();
+    suite.storage = await tempDir('airlock-audit-');
+    suite.gw = await keyGateway(suite.fx, { audit: { enable: true, storage: 'file', file: { directory: suite.storage.path }, ...audit } });
   });
   after(async () => {
-    await gw?.stop();
-    await fx?.cleanup();
-    await storage?.cleanup();
+    await suite.gw?.stop();
+    await suite.fx?.cleanup();
+    await suite.storage?.cleanup();
     await assertNoGatewayLeaks();
   });
+  return suite;
+}
+
+describe('audit.format binary with audit.intercept stdin and stderr off', () => {
+  const suite = fileAuditSuite({ format: 'binary', intercept: { stdin: false, stderr: false } });
 
   it('streams switched off are not recorded; events and the other streams are; no cast is stored', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'wc -c; echo to-stderr >&2', input: 'secret-stdin-data\n' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'wc -c; echo to-stderr >&2', input: 'secret-stdin-data\n' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.toString().trim(), '18');
-    const { dir, manifest } = await storedRecording(gw, storage.path, () => true);
+    const { dir, manifest } = await storedRecording(suite.gw, suite.storage.path, () => true);
     assert.deepEqual((await readdir(dir)).sort(), ['audit.airlock', 'commands.jsonl', 'manifest.json']);
     assert.deepEqual(manifest.files.map((f) => f.name).sort(), ['audit.airlock', 'commands.jsonl']);
     const msgs = await messages(dir);
@@ -409,28 +415,13 @@ describe('audit.format binary with audit.intercept stdin and stderr off', () => 
 });
 
 describe('audit.format asciinema with only audit.intercept.stdout off', () => {
-  let fx: KeyFixture;
-  let gw: TestGateway;
-  let storage: { path: string; cleanup: () => Promise<void> };
-
-  before(async () => {
-    await ensureTestImage();
-    fx = await keyFixture();
-    storage = await tempDir('airlock-audit-cast-');
-    gw = await keyGateway(fx, { audit: { enable: true, format: 'asciinema', storage: 'file', file: { directory: storage.path }, intercept: { stdout: false } } });
-  });
-  after(async () => {
-    await gw?.stop();
-    await fx?.cleanup();
-    await storage?.cleanup();
-    await assertNoGatewayLeaks();
-  });
+  const suite = fileAuditSuite({ format: 'asciinema', intercept: { stdout: false } });
 
   it('stores the cast and the command log but no binary; stdin and stderr are in the cast, stdout is not', async () => {
-    const r = await ssh(gw, { user: 'alice', identity: fx.alice.path, command: 'cat; echo to-stderr >&2', input: 'typed-stdin\n' });
+    const r = await ssh(suite.gw, { user: 'alice', identity: suite.fx.alice.path, command: 'cat; echo to-stderr >&2', input: 'typed-stdin\n' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.toString(), 'typed-stdin\n');
-    const { dir, manifest } = await storedRecording(gw, storage.path, () => true);
+    const { dir, manifest } = await storedRecording(suite.gw, suite.storage.path, () => true);
     assert.deepEqual((await readdir(dir)).sort(), ['channel-0.cast', 'commands.jsonl', 'manifest.json']);
     assert.deepEqual(manifest.files.map((f) => f.name).sort(), ['channel-0.cast', 'commands.jsonl']);
     assert.equal(manifest.complete, true);
